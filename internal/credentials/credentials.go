@@ -1,0 +1,48 @@
+// Package credentials gives the Jenkins credential of a user. It is the only
+// place that touches users' secrets: a stored API token (per_user_token
+// mode), a token exchanged at the identity provider (token_exchange mode), or
+// in stdio mode the one local user's own token. There is no shared account
+// that acts for users in any mode.
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkins"
+)
+
+// ErrNotLinked: the user has no Jenkins credential stored.
+var ErrNotLinked = errors.New("jenkins account not linked")
+
+// Source returns the Jenkins credential to act for a principal.
+type Source interface {
+	// For returns the principal's credential, or an error wrapping
+	// ErrNotLinked when there is none.
+	For(ctx context.Context, p identity.Principal) (jenkins.Credential, error)
+	// Linked reports whether the principal has a credential, without
+	// using it (no exchange, no Jenkins call).
+	Linked(ctx context.Context, p identity.Principal) (bool, error)
+}
+
+// Local is the credential source of stdio mode: one local user whose API
+// token came from the config or the environment. It serves only that user.
+type Local struct {
+	Credential jenkins.Credential
+}
+
+// For returns the local credential when p is the local user.
+func (l Local) For(_ context.Context, p identity.Principal) (jenkins.Credential, error) {
+	if p.Guest || p.User != l.Credential.User {
+		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.Name(), ErrNotLinked)
+	}
+	return l.Credential, nil
+}
+
+// Linked reports whether p is the local user.
+func (l Local) Linked(ctx context.Context, p identity.Principal) (bool, error) {
+	_, err := l.For(ctx, p)
+	return err == nil, nil
+}

@@ -1,0 +1,468 @@
+package jenkins
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// User is the Jenkins account a credential authenticates as (/me/api/json).
+type User struct {
+	ID       string
+	FullName string
+}
+
+// JobSummary is one job of a listing.
+type JobSummary struct {
+	FullName  string // canonical path, "folder/sub/job"
+	Class     string // Jenkins _class
+	URL       string // as Jenkins reports it
+	Color     string // ball color, e.g. "blue", "red_anime", "disabled"
+	Buildable bool
+	// LastBuild is the last build's number, 0 when the job never ran.
+	LastBuild int64
+}
+
+// Job is the detail of one job.
+type Job struct {
+	Class           string
+	Name            string
+	FullName        string
+	URL             string
+	Description     string
+	Color           string
+	Buildable       bool
+	InQueue         bool
+	QueueID         int64 // the queued item, when InQueue
+	NextBuildNumber int64
+	// Numbers of the permalink builds; 0 when there is none.
+	LastBuild, LastCompletedBuild, LastSuccessfulBuild, LastFailedBuild int64
+	Parameters                                                          []ParamDef
+}
+
+// Parameter kinds, as reported in ParamDef.Kind.
+const (
+	ParamString   = "string"
+	ParamText     = "text"
+	ParamBoolean  = "boolean"
+	ParamChoice   = "choice"
+	ParamPassword = "password"
+	ParamOther    = "other"
+)
+
+// ParamDef is one parameter a job takes.
+type ParamDef struct {
+	Name        string
+	Kind        string // one of the Param* constants
+	JenkinsType string // Jenkins's own type, e.g. "StringParameterDefinition"
+	Description string
+	// Default keeps its JSON type (bool for booleans). Always nil for a
+	// password parameter, whose default is a secret.
+	Default any
+	Choices []string
+}
+
+// QueueState is where a queue item is in its life.
+type QueueState string
+
+// Queue states.
+const (
+	QueueWaiting   QueueState = "waiting"   // in its quiet period
+	QueueBlocked   QueueState = "blocked"   // e.g. the job is already running
+	QueueBuildable QueueState = "buildable" // waiting for an executor
+	QueueStarted   QueueState = "started"   // left the queue; a build exists
+	QueueCancelled QueueState = "cancelled" // left the queue without a build
+)
+
+// QueueItem is a queued (or recently left) build request.
+type QueueItem struct {
+	ID          int64
+	Class       string
+	State       QueueState
+	Why         string
+	TaskName    string
+	TaskURL     string
+	BuildNumber int64  // when started
+	BuildURL    string // when started, as Jenkins reports it
+	Parameters  map[string]any
+}
+
+// Build is one run of a job.
+type Build struct {
+	Class      string
+	Number     int64
+	Result     string // "" while building
+	Building   bool
+	DurationMS int64
+	Timestamp  int64 // start, milliseconds since the epoch
+	URL        string
+	QueueID    int64
+	Causes     []string       // shortDescription of each cause
+	Parameters map[string]any // password values are never included
+}
+
+// TestReport is the JUnit report of a build.
+type TestReport struct {
+	Passed, Failed, Skipped int
+	Cases                   []TestCase
+}
+
+// TestCase is one test of a report.
+type TestCase struct {
+	Suite        string
+	Class        string
+	Name         string
+	Status       string // PASSED, FAILED, REGRESSION, SKIPPED, FIXED
+	ErrorDetails string
+}
+
+// Failed reports whether the case counts as a failure.
+func (c TestCase) Failed() bool { return c.Status == "FAILED" || c.Status == "REGRESSION" }
+
+// wire types: the subset of Jenkins's JSON Butler reads. Nullable objects
+// are pointers.
+
+type buildRef struct {
+	Number int64  `json:"number"`
+	URL    string `json:"url"`
+}
+
+func (r *buildRef) number() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.Number
+}
+
+type wireParamDef struct {
+	Class        string   `json:"_class"`
+	Name         string   `json:"name"`
+	Type         string   `json:"type"`
+	Description  *string  `json:"description"`
+	Choices      []string `json:"choices"`
+	DefaultValue *struct {
+		Value json.RawMessage `json:"value"`
+	} `json:"defaultParameterValue"`
+}
+
+type wireAction struct {
+	Class                string         `json:"_class"`
+	ParameterDefinitions []wireParamDef `json:"parameterDefinitions"`
+	Parameters           []struct {
+		Class string          `json:"_class"`
+		Name  string          `json:"name"`
+		Value json.RawMessage `json:"value"`
+	} `json:"parameters"`
+	Causes []struct {
+		ShortDescription string `json:"shortDescription"`
+	} `json:"causes"`
+}
+
+type wireJob struct {
+	Class       string  `json:"_class"`
+	Name        string  `json:"name"`
+	FullName    string  `json:"fullName"`
+	URL         string  `json:"url"`
+	Description *string `json:"description"`
+	Color       string  `json:"color"`
+	Buildable   bool    `json:"buildable"`
+	InQueue     bool    `json:"inQueue"`
+	QueueItem   *struct {
+		ID int64 `json:"id"`
+	} `json:"queueItem"`
+	NextBuildNumber     int64        `json:"nextBuildNumber"`
+	LastBuild           *buildRef    `json:"lastBuild"`
+	LastCompletedBuild  *buildRef    `json:"lastCompletedBuild"`
+	LastSuccessfulBuild *buildRef    `json:"lastSuccessfulBuild"`
+	LastFailedBuild     *buildRef    `json:"lastFailedBuild"`
+	Property            []wireAction `json:"property"`
+	Actions             []wireAction `json:"actions"`
+}
+
+// ParseJob decodes a job's /api/json.
+func ParseJob(data []byte) (*Job, error) {
+	var w wireJob
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, err
+	}
+	j := &Job{
+		Class: w.Class, Name: w.Name, FullName: w.FullName, URL: w.URL, Color: w.Color,
+		Buildable: w.Buildable, InQueue: w.InQueue, NextBuildNumber: w.NextBuildNumber,
+		LastBuild: w.LastBuild.number(), LastCompletedBuild: w.LastCompletedBuild.number(),
+		LastSuccessfulBuild: w.LastSuccessfulBuild.number(), LastFailedBuild: w.LastFailedBuild.number(),
+	}
+	if w.Description != nil {
+		j.Description = *w.Description
+	}
+	if w.QueueItem != nil {
+		j.QueueID = w.QueueItem.ID
+	}
+	// Parameter definitions live in the ParametersDefinitionProperty; older
+	// Jenkins (and some fixtures) also repeat them in actions.
+	defs := paramDefs(w.Property)
+	if defs == nil {
+		defs = paramDefs(w.Actions)
+	}
+	for _, d := range defs {
+		p, err := convertParamDef(d)
+		if err != nil {
+			return nil, err
+		}
+		j.Parameters = append(j.Parameters, p)
+	}
+	return j, nil
+}
+
+func paramDefs(as []wireAction) []wireParamDef {
+	for _, a := range as {
+		if len(a.ParameterDefinitions) > 0 {
+			return a.ParameterDefinitions
+		}
+	}
+	return nil
+}
+
+func convertParamDef(d wireParamDef) (ParamDef, error) {
+	p := ParamDef{Name: d.Name, JenkinsType: d.Type, Kind: paramKind(d.Type, d.Class), Choices: d.Choices}
+	if d.Description != nil {
+		p.Description = *d.Description
+	}
+	if p.Kind == ParamPassword || d.DefaultValue == nil || len(d.DefaultValue.Value) == 0 {
+		return p, nil
+	}
+	var v any
+	if err := json.Unmarshal(d.DefaultValue.Value, &v); err != nil {
+		return ParamDef{}, fmt.Errorf("parameter %q default: %w", d.Name, err)
+	}
+	p.Default = v
+	return p, nil
+}
+
+// paramKind maps Jenkins's parameter definition type to Butler's kinds.
+func paramKind(typ, class string) string {
+	t := typ
+	if t == "" {
+		t = class[strings.LastIndexByte(class, '.')+1:]
+	}
+	switch t {
+	case "StringParameterDefinition":
+		return ParamString
+	case "TextParameterDefinition":
+		return ParamText
+	case "BooleanParameterDefinition":
+		return ParamBoolean
+	case "ChoiceParameterDefinition":
+		return ParamChoice
+	case "PasswordParameterDefinition":
+		return ParamPassword
+	}
+	return ParamOther
+}
+
+// wireTreeItem is one item of a `jobs[...]` tree listing.
+type wireTreeItem struct {
+	Class     string         `json:"_class"`
+	Name      string         `json:"name"`
+	URL       string         `json:"url"`
+	Color     string         `json:"color"`
+	Buildable *bool          `json:"buildable"`
+	LastBuild *buildRef      `json:"lastBuild"`
+	Jobs      []wireTreeItem `json:"jobs"` // nil: not a folder; empty: empty folder
+	hasJobs   bool
+}
+
+func (w *wireTreeItem) UnmarshalJSON(data []byte) error {
+	type plain wireTreeItem
+	var aux struct {
+		plain
+		Jobs json.RawMessage `json:"jobs"`
+	}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	*w = wireTreeItem(aux.plain)
+	if len(aux.Jobs) > 0 && string(aux.Jobs) != "null" {
+		w.hasJobs = true
+		if err := json.Unmarshal(aux.Jobs, &w.Jobs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type wireTree struct {
+	Class string         `json:"_class"`
+	Jobs  []wireTreeItem `json:"jobs"`
+}
+
+// ParseJobTree decodes a root or folder /api/json answer with a jobs tree.
+func ParseJobTree(data []byte) ([]wireTreeItem, error) {
+	var w wireTree
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, err
+	}
+	return w.Jobs, nil
+}
+
+type wireQueueItem struct {
+	Class      string       `json:"_class"`
+	ID         int64        `json:"id"`
+	Why        *string      `json:"why"`
+	Blocked    bool         `json:"blocked"`
+	Buildable  bool         `json:"buildable"`
+	Cancelled  *bool        `json:"cancelled"`
+	Actions    []wireAction `json:"actions"`
+	Executable *buildRef    `json:"executable"`
+	Task       struct {
+		Name *string `json:"name"`
+		URL  string  `json:"url"`
+	} `json:"task"`
+}
+
+// ParseQueueItem decodes /queue/item/N/api/json.
+func ParseQueueItem(data []byte) (*QueueItem, error) {
+	var w wireQueueItem
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, err
+	}
+	q := &QueueItem{ID: w.ID, Class: w.Class, TaskURL: w.Task.URL}
+	if w.Task.Name != nil {
+		q.TaskName = *w.Task.Name
+	}
+	if w.Why != nil {
+		q.Why = *w.Why
+	}
+	params, err := parameterValues(w.Actions)
+	if err != nil {
+		return nil, err
+	}
+	q.Parameters = params
+	cls := w.Class[strings.LastIndexByte(w.Class, '.')+1:]
+	switch {
+	case w.Executable != nil:
+		q.State, q.BuildNumber, q.BuildURL = QueueStarted, w.Executable.Number, w.Executable.URL
+	case w.Cancelled != nil && *w.Cancelled:
+		q.State = QueueCancelled
+	case cls == "Queue$WaitingItem":
+		q.State = QueueWaiting
+	case cls == "Queue$BlockedItem" || w.Blocked:
+		q.State = QueueBlocked
+	default:
+		// Buildable and pending items, and a LeftItem whose build is being
+		// created: waiting only for an executor to pick it up.
+		q.State = QueueBuildable
+		if cls == "Queue$LeftItem" && q.Why == "" {
+			q.Why = "starting"
+		}
+	}
+	return q, nil
+}
+
+type wireBuild struct {
+	Class     string       `json:"_class"`
+	Number    int64        `json:"number"`
+	Result    *string      `json:"result"`
+	Building  bool         `json:"building"`
+	Duration  int64        `json:"duration"`
+	Timestamp int64        `json:"timestamp"`
+	URL       string       `json:"url"`
+	QueueID   int64        `json:"queueId"`
+	Actions   []wireAction `json:"actions"`
+}
+
+// ParseBuild decodes a build's /api/json.
+func ParseBuild(data []byte) (*Build, error) {
+	var w wireBuild
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, err
+	}
+	b := &Build{Class: w.Class, Number: w.Number, Building: w.Building, DurationMS: w.Duration,
+		Timestamp: w.Timestamp, URL: w.URL, QueueID: w.QueueID, Causes: []string{}}
+	if w.Result != nil {
+		b.Result = *w.Result
+	}
+	for _, a := range w.Actions {
+		for _, c := range a.Causes {
+			b.Causes = append(b.Causes, c.ShortDescription)
+		}
+	}
+	params, err := parameterValues(w.Actions)
+	if err != nil {
+		return nil, err
+	}
+	b.Parameters = params
+	return b, nil
+}
+
+// parameterValues collects the ParametersAction values, leaving out the
+// values of password parameters.
+func parameterValues(as []wireAction) (map[string]any, error) {
+	out := map[string]any{}
+	for _, a := range as {
+		for _, p := range a.Parameters {
+			if strings.HasSuffix(p.Class, "PasswordParameterValue") {
+				out[p.Name] = nil
+				continue
+			}
+			var v any
+			if len(p.Value) > 0 {
+				if err := json.Unmarshal(p.Value, &v); err != nil {
+					return nil, fmt.Errorf("parameter %q: %w", p.Name, err)
+				}
+			}
+			out[p.Name] = v
+		}
+	}
+	return out, nil
+}
+
+type wireTestReport struct {
+	PassCount int `json:"passCount"`
+	FailCount int `json:"failCount"`
+	SkipCount int `json:"skipCount"`
+	Suites    []struct {
+		Name  string `json:"name"`
+		Cases []struct {
+			ClassName    string  `json:"className"`
+			Name         string  `json:"name"`
+			Status       string  `json:"status"`
+			ErrorDetails *string `json:"errorDetails"`
+		} `json:"cases"`
+	} `json:"suites"`
+}
+
+// ParseTestReport decodes a build's /testReport/api/json.
+func ParseTestReport(data []byte) (*TestReport, error) {
+	var w wireTestReport
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, err
+	}
+	r := &TestReport{Passed: w.PassCount, Failed: w.FailCount, Skipped: w.SkipCount}
+	for _, s := range w.Suites {
+		for _, c := range s.Cases {
+			tc := TestCase{Suite: s.Name, Class: c.ClassName, Name: c.Name, Status: c.Status}
+			if c.ErrorDetails != nil {
+				tc.ErrorDetails = *c.ErrorDetails
+			}
+			r.Cases = append(r.Cases, tc)
+		}
+	}
+	return r, nil
+}
+
+type wireUser struct {
+	ID       string `json:"id"`
+	FullName string `json:"fullName"`
+}
+
+// ParseUser decodes /me/api/json.
+func ParseUser(data []byte) (*User, error) {
+	var w wireUser
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, err
+	}
+	if w.ID == "" {
+		return nil, fmt.Errorf("no user id")
+	}
+	return &User{ID: w.ID, FullName: w.FullName}, nil
+}

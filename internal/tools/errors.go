@@ -1,0 +1,149 @@
+package tools
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/butler-mcp/butler/internal/credentials"
+	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/jobpath"
+)
+
+// Error codes of CONTRACT §4 "Tool errors".
+const (
+	CodeInvalidArgument   = "invalid_argument"
+	CodeForbidden         = "forbidden"
+	CodeNotFound          = "not_found"
+	CodeConflict          = "conflict"
+	CodeNotLinked         = "jenkins_account_not_linked"
+	CodeRateLimited       = "rate_limited"
+	CodeJenkinsUnavailble = "jenkins_unavailable"
+	CodeInternal          = "internal"
+	// Denials by authentication or scope. They reach a tool only when the
+	// HTTP layer did not answer them first (stdio, or defense in depth).
+	CodeUnauthenticated   = "unauthenticated"
+	CodeInsufficientScope = "insufficient_scope"
+)
+
+// Error is a tool error: the structured error of a result with isError set.
+// Its fields are what the caller sees; nothing in it may carry a secret.
+type Error struct {
+	Code               string   `json:"code"`
+	Status             int      `json:"status"`
+	Message            string   `json:"message"`
+	RequiredPermission string   `json:"required_permission,omitempty"`
+	RequiredScopes     []string `json:"required_scopes,omitempty"`
+	ConnectURL         string   `json:"connect_url,omitempty"`
+	RetryAfterSeconds  int      `json:"retry_after_seconds,omitempty"`
+	RequestID          string   `json:"request_id,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns a tool error with the code's usual status.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Status: statusOf(code), Message: fmt.Sprintf(format, args...)}
+}
+
+func statusOf(code string) int {
+	switch code {
+	case CodeInvalidArgument:
+		return http.StatusBadRequest
+	case CodeForbidden, CodeInsufficientScope:
+		return http.StatusForbidden
+	case CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeConflict:
+		return http.StatusConflict
+	case CodeNotLinked:
+		return http.StatusPreconditionRequired
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
+	case CodeJenkinsUnavailble:
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// IsDenial reports whether code is a denial (audited as "deny") rather
+// than an error.
+func IsDenial(code string) bool {
+	return code == CodeForbidden || code == CodeUnauthenticated || code == CodeInsufficientScope
+}
+
+// mapError turns any error from a tool into a tool error. It is the one
+// place where Go errors become codes.
+func (t *Toolset) mapError(err error, what string, requestID string) *Error {
+	var te *Error
+	if errors.As(err, &te) {
+		return te
+	}
+	if errors.Is(err, jobpath.ErrInvalid) {
+		return Errorf(CodeInvalidArgument, "%v", err)
+	}
+	if errors.Is(err, credentials.ErrNotLinked) {
+		return t.notLinked("you have not linked your Jenkins account to Butler yet")
+	}
+	var je *jenkins.Error
+	if errors.As(err, &je) {
+		switch {
+		case errors.Is(je, jenkins.ErrNotFound):
+			// The same words whether the item is missing or hidden.
+			return Errorf(CodeNotFound, "%s not found (it does not exist or you may not see it)", what)
+		case errors.Is(je, jenkins.ErrForbidden):
+			e := Errorf(CodeForbidden, "Jenkins denied %s", what)
+			if je.RequiredPermission != "" {
+				e.RequiredPermission = je.RequiredPermission
+				e.Message += ": you lack the permission " + je.RequiredPermission
+			}
+			return e
+		case errors.Is(je, jenkins.ErrUnauthorized):
+			if t.deps.ConnectURL != "" {
+				return t.notLinked("Jenkins rejected your stored API token (it may have been revoked); link a new one")
+			}
+			return Errorf(CodeForbidden, "Jenkins rejected the API token (HTTP 401); check the configured Jenkins user and token")
+		case errors.Is(je, jenkins.ErrConflict):
+			msg := fmt.Sprintf("Jenkins refused %s: the job is disabled or not buildable", what)
+			if je.Detail != "" {
+				msg += " (" + je.Detail + ")"
+			}
+			return Errorf(CodeConflict, "%s", msg)
+		case errors.Is(je, jenkins.ErrBadRequest):
+			msg := fmt.Sprintf("Jenkins refused %s as invalid", what)
+			if je.Detail != "" {
+				msg += ": " + je.Detail
+			}
+			return Errorf(CodeInvalidArgument, "%s", msg)
+		case errors.Is(je, jenkins.ErrUnavailable):
+			e := Errorf(CodeJenkinsUnavailble, "Jenkins is unavailable for %s", what)
+			switch {
+			case je.Timeout:
+				e.Status = http.StatusGatewayTimeout
+				e.Message += ": it did not answer in time"
+			case je.Status == 0:
+				e.Status = http.StatusServiceUnavailable
+				e.Message += ": it cannot be reached"
+			default:
+				e.Message += fmt.Sprintf(": it answered HTTP %d", je.Status)
+				if je.Detail != "" && je.Status < 500 {
+					e.Message += " (" + je.Detail + ")"
+				}
+			}
+			return e
+		}
+	}
+	e := Errorf(CodeInternal, "internal error (request id %s)", requestID)
+	return e
+}
+
+func (t *Toolset) notLinked(why string) *Error {
+	e := Errorf(CodeNotLinked, "%s", why)
+	if t.deps.ConnectURL != "" {
+		e.ConnectURL = t.deps.ConnectURL
+		e.Message += ": open " + t.deps.ConnectURL + " to link it"
+	}
+	return e
+}

@@ -1,0 +1,364 @@
+package tools
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+
+	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/jobpath"
+)
+
+const jobDescription = "full path of the job: folders and job name joined by '/', e.g. 'frontend/web-app' (Jenkins's fullName)"
+
+// ListJobsIn selects a page of jobs.
+type ListJobsIn struct {
+	Folder    string `json:"folder,omitempty" jsonschema:"folder to list, e.g. 'backend'; default the whole instance"`
+	Recursive *bool  `json:"recursive,omitempty" jsonschema:"include jobs in sub-folders; default true"`
+	Limit     int    `json:"limit,omitempty" jsonschema:"jobs per page, 1 to 500; default 100"`
+	Cursor    string `json:"cursor,omitempty" jsonschema:"next_cursor from the previous page, to continue the listing"`
+}
+
+// JobSummary is one job of a listing.
+type JobSummary struct {
+	FullName        string `json:"full_name" jsonschema:"job path to pass to other tools"`
+	URL             string `json:"url" jsonschema:"the job's page in Jenkins"`
+	Color           string `json:"color" jsonschema:"Jenkins status ball: blue=success, red=failed, yellow=unstable, aborted, notbuilt, disabled; suffix _anime while building"`
+	Buildable       bool   `json:"buildable" jsonschema:"false when the job is disabled"`
+	LastBuildNumber *int64 `json:"last_build_number" jsonschema:"number of the last build; null if it never ran"`
+}
+
+// ListJobsOut is a page of jobs.
+type ListJobsOut struct {
+	Jobs       []JobSummary `json:"jobs"`
+	Total      int          `json:"total" jsonschema:"number of jobs in the whole listing"`
+	NextCursor string       `json:"next_cursor,omitempty" jsonschema:"pass as cursor to get the next page; absent on the last page"`
+}
+
+type cursor struct {
+	After     string `json:"a"`
+	Folder    string `json:"f"`
+	Recursive bool   `json:"r"`
+}
+
+func encodeCursor(c cursor) string {
+	data, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(data)
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	data, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(data) > 4096 || json.Unmarshal(data, &c) != nil {
+		return cursor{}, Errorf(CodeInvalidArgument, "cursor is not one this tool returned; start again without a cursor")
+	}
+	return c, nil
+}
+
+func addListAllJobs(t *Toolset) error {
+	return add(t, spec[ListJobsIn, ListJobsOut]{
+		name:  "list_all_jobs",
+		title: "List Jenkins jobs",
+		description: "Lists the Jenkins jobs you can see, sorted by path, a page at a time (folders themselves are not listed). " +
+			"By default it descends into every folder; give folder to list one folder, recursive=false for its direct jobs only. " +
+			"If next_cursor is present, call again with it to get the next page. Jobs you may not see are never listed.",
+		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		input: func(s *jsonschema.Schema) {
+			bounds(s, "limit", 1, 500)
+			setDefault(s, "limit", 100)
+			setDefault(s, "recursive", true)
+			prop(s, "cursor").MaxLength = ptr(4096)
+		},
+		target: func(in *ListJobsIn) (target, error) {
+			f, err := jobpath.ParseFolder(in.Folder)
+			if err != nil {
+				return target{}, fmt.Errorf("folder: %w", err)
+			}
+			tg := target{job: f, hasJob: !f.IsRoot(), resource: f.String(), what: "the job listing"}
+			if !f.IsRoot() {
+				tg.what = fmt.Sprintf("folder %q", f.String())
+			}
+			return tg, nil
+		},
+		run: func(ctx context.Context, c *call, in *ListJobsIn) (*ListJobsOut, error) {
+			recursive := in.Recursive == nil || *in.Recursive
+			folder := c.target.job
+			after := ""
+			if in.Cursor != "" {
+				cur, err := decodeCursor(in.Cursor)
+				if err != nil {
+					return nil, err
+				}
+				if cur.Folder != folder.String() || cur.Recursive != recursive {
+					return nil, Errorf(CodeInvalidArgument, "cursor belongs to another listing (folder %q, recursive %t)", cur.Folder, cur.Recursive)
+				}
+				after = cur.After
+			}
+			jobs, err := t.deps.Jenkins.ListJobs(ctx, c.cred, folder, recursive)
+			if err != nil {
+				return nil, err
+			}
+			i := sort.Search(len(jobs), func(i int) bool { return jobs[i].FullName > after })
+			if after == "" {
+				i = 0
+			}
+			end := min(i+in.Limit, len(jobs))
+			out := &ListJobsOut{Jobs: make([]JobSummary, 0, end-i), Total: len(jobs)}
+			for _, j := range jobs[i:end] {
+				s := JobSummary{FullName: j.FullName, URL: j.URL, Color: j.Color, Buildable: j.Buildable}
+				if j.LastBuild > 0 {
+					s.LastBuildNumber = ptr(j.LastBuild)
+				}
+				out.Jobs = append(out.Jobs, s)
+			}
+			if end < len(jobs) {
+				out.NextCursor = encodeCursor(cursor{After: jobs[end-1].FullName, Folder: folder.String(), Recursive: recursive})
+			}
+			return out, nil
+		},
+	})
+}
+
+// JobIn names a job.
+type JobIn struct {
+	Job string `json:"job" jsonschema:"full path of the job: folders and job name joined by '/', e.g. 'frontend/web-app' (Jenkins's fullName)"`
+}
+
+// Parameter is a build parameter a job takes.
+type Parameter struct {
+	Name        string   `json:"name"`
+	Type        string   `json:"type" jsonschema:"string, text, boolean, choice, password or other"`
+	Description string   `json:"description,omitempty"`
+	Default     any      `json:"default" jsonschema:"default value, keeping its JSON type; always null for password parameters"`
+	Choices     []string `json:"choices,omitempty" jsonschema:"allowed values of a choice parameter; the first is the default"`
+}
+
+// JobOut describes a job.
+type JobOut struct {
+	FullName                  string      `json:"full_name"`
+	URL                       string      `json:"url"`
+	Description               string      `json:"description"`
+	Color                     string      `json:"color"`
+	Buildable                 bool        `json:"buildable" jsonschema:"false when the job is disabled"`
+	Parameters                []Parameter `json:"parameters" jsonschema:"parameters to pass to trigger_job; empty if the job takes none"`
+	LastBuildNumber           *int64      `json:"last_build_number"`
+	LastSuccessfulBuildNumber *int64      `json:"last_successful_build_number"`
+	LastFailedBuildNumber     *int64      `json:"last_failed_build_number"`
+	InQueue                   bool        `json:"in_queue" jsonschema:"a build of this job is waiting in the queue"`
+	QueueID                   *int64      `json:"queue_id,omitempty" jsonschema:"the queued item, when in_queue"`
+}
+
+func num(n int64) *int64 {
+	if n <= 0 {
+		return nil
+	}
+	return &n
+}
+
+func jobOut(j *jenkins.Job, path jobpath.Path) *JobOut {
+	out := &JobOut{
+		FullName: path.String(), URL: j.URL, Description: j.Description, Color: j.Color, Buildable: j.Buildable,
+		Parameters: []Parameter{}, LastBuildNumber: num(j.LastBuild), LastSuccessfulBuildNumber: num(j.LastSuccessfulBuild),
+		LastFailedBuildNumber: num(j.LastFailedBuild), InQueue: j.InQueue, QueueID: num(j.QueueID),
+	}
+	for _, p := range j.Parameters {
+		out.Parameters = append(out.Parameters, Parameter{Name: p.Name, Type: p.Kind, Description: p.Description, Default: p.Default, Choices: p.Choices})
+	}
+	return out
+}
+
+func addGetJob(t *Toolset) error {
+	return add(t, spec[JobIn, JobOut]{
+		name:  "get_job",
+		title: "Get a Jenkins job",
+		description: "Describes one job: whether it can be built, its build parameters (names, types, defaults, choices), " +
+			"its last, last successful and last failed build numbers, and whether a build is queued. " +
+			"Call it before trigger_job to learn the parameters.",
+		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		target: func(in *JobIn) (target, error) { return jobTarget(in.Job) },
+		run: func(ctx context.Context, c *call, in *JobIn) (*JobOut, error) {
+			j, err := t.deps.Jenkins.GetJob(ctx, c.cred, c.target.job)
+			if err != nil {
+				return nil, err
+			}
+			return jobOut(j, c.target.job), nil
+		},
+	})
+}
+
+// TriggerIn asks for a build.
+type TriggerIn struct {
+	Job                 string         `json:"job" jsonschema:"full path of the job: folders and job name joined by '/', e.g. 'frontend/web-app' (Jenkins's fullName)"`
+	Parameters          map[string]any `json:"parameters,omitempty" jsonschema:"build parameters by name; see get_job for the names, types and choices. Omitted parameters take their defaults"`
+	WaitForStartSeconds int            `json:"wait_for_start_seconds,omitempty" jsonschema:"wait up to this many seconds (0 to 60) for the build to leave the queue and start; default 0 returns at once with the queue item"`
+}
+
+// TriggerOut is the queued build.
+type TriggerOut struct {
+	QueueID     int64  `json:"queue_id" jsonschema:"queue item id; follow it with get_queue_item"`
+	QueueURL    string `json:"queue_url"`
+	State       string `json:"state" jsonschema:"queue state when the call returned: waiting, blocked, buildable, started or cancelled"`
+	BuildNumber *int64 `json:"build_number,omitempty" jsonschema:"the build's number, once it started"`
+	BuildURL    string `json:"build_url,omitempty"`
+}
+
+func addTriggerJob(t *Toolset) error {
+	return add(t, spec[TriggerIn, TriggerOut]{
+		name:  "trigger_job",
+		title: "Start a Jenkins build",
+		description: "Queues a build of a job, as you: Jenkins starts it only if your own Jenkins account has the Build permission on that job. " +
+			"Pass parameters by name (get_job lists them); values are checked against the job's parameter definitions first. " +
+			"Returns the queue item; with wait_for_start_seconds it waits for the build number. " +
+			"Each call starts a new build, so do not retry a call that succeeded.",
+		class: authz.ClassSensitive, readOnly: false, destructive: false, idempotent: false, openWorld: true,
+		input: func(s *jsonschema.Schema) {
+			bounds(s, "wait_for_start_seconds", 0, 60)
+			setDefault(s, "wait_for_start_seconds", 0)
+			prop(s, "parameters").MaxProperties = ptr(100)
+		},
+		target: func(in *TriggerIn) (target, error) {
+			tg, err := jobTarget(in.Job)
+			tg.params = in.Parameters
+			return tg, err
+		},
+		run: func(ctx context.Context, c *call, in *TriggerIn) (*TriggerOut, error) {
+			// Read the job as the user first: an unseen job is not_found
+			// before anything is posted, and the parameters are checked
+			// against the job's own definitions.
+			j, err := t.deps.Jenkins.GetJob(ctx, c.cred, c.target.job)
+			if err != nil {
+				return nil, err
+			}
+			if !j.Buildable {
+				return nil, Errorf(CodeConflict, "job %q is disabled or not buildable; it cannot be started", c.target.job.String())
+			}
+			values, err := buildParams(j.Parameters, in.Parameters)
+			if err != nil {
+				return nil, err
+			}
+			id, err := t.deps.Jenkins.Trigger(ctx, c.cred, c.target.job, len(j.Parameters) > 0, values)
+			if err != nil {
+				return nil, err
+			}
+			out := &TriggerOut{QueueID: id, QueueURL: t.deps.Jenkins.QueueURL(id), State: string(jenkins.QueueWaiting)}
+			if in.WaitForStartSeconds > 0 {
+				t.waitForStart(ctx, c, out, time.Duration(in.WaitForStartSeconds)*time.Second)
+			}
+			return out, nil
+		},
+	})
+}
+
+// waitForStart polls the queue item until it starts or is cancelled, or
+// the wait is over. Polling failures end the wait quietly: the build was
+// queued, which is what the caller must learn.
+func (t *Toolset) waitForStart(ctx context.Context, c *call, out *TriggerOut, wait time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(t.deps.PollInterval)
+	defer tick.Stop()
+	for {
+		q, err := t.deps.Jenkins.QueueItem(ctx, c.cred, out.QueueID)
+		if err != nil {
+			return
+		}
+		out.State = string(q.State)
+		if q.State == jenkins.QueueStarted {
+			out.BuildNumber, out.BuildURL = num(q.BuildNumber), q.BuildURL
+			return
+		}
+		if q.State == jenkins.QueueCancelled {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// buildParams checks given against the job's parameter definitions and
+// encodes them for buildWithParameters.
+func buildParams(defs []jenkins.ParamDef, given map[string]any) (url.Values, error) {
+	if len(defs) == 0 {
+		if len(given) > 0 {
+			return nil, Errorf(CodeInvalidArgument, "this job takes no parameters, but %d were given", len(given))
+		}
+		return nil, nil
+	}
+	byName := make(map[string]jenkins.ParamDef, len(defs))
+	names := make([]string, 0, len(defs))
+	for _, d := range defs {
+		byName[d.Name] = d
+		names = append(names, d.Name)
+	}
+	keys := make([]string, 0, len(given))
+	for k := range given {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	values := url.Values{}
+	for _, name := range keys {
+		d, ok := byName[name]
+		if !ok {
+			return nil, Errorf(CodeInvalidArgument, "unknown parameter %q; this job takes: %s", name, strings.Join(names, ", "))
+		}
+		s, err := paramValue(d, given[name])
+		if err != nil {
+			return nil, err
+		}
+		values.Set(name, s)
+	}
+	return values, nil
+}
+
+func paramValue(d jenkins.ParamDef, v any) (string, error) {
+	bad := func(want string) error {
+		return Errorf(CodeInvalidArgument, "parameter %q must be %s", d.Name, want)
+	}
+	switch d.Kind {
+	case jenkins.ParamBoolean:
+		switch b := v.(type) {
+		case bool:
+			return strconv.FormatBool(b), nil
+		case string:
+			if b == "true" || b == "false" {
+				return b, nil
+			}
+		}
+		return "", bad("true or false")
+	case jenkins.ParamChoice:
+		s, ok := v.(string)
+		if !ok {
+			return "", bad("a string, one of: " + strings.Join(d.Choices, ", "))
+		}
+		if !slices.Contains(d.Choices, s) {
+			return "", Errorf(CodeInvalidArgument, "parameter %q: %q is not one of the choices: %s", d.Name, s, strings.Join(d.Choices, ", "))
+		}
+		return s, nil
+	default:
+		switch x := v.(type) {
+		case string:
+			if len(x) > 64<<10 {
+				return "", bad("at most 65536 bytes")
+			}
+			return x, nil
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64), nil
+		case bool:
+			return strconv.FormatBool(x), nil
+		}
+		return "", bad("a string")
+	}
+}

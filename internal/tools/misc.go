@@ -1,0 +1,140 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+
+	"github.com/butler-mcp/butler/internal/authz"
+)
+
+// HealthIn takes nothing.
+type HealthIn struct{}
+
+// HealthOut reports whether Butler and Jenkins are up.
+type HealthOut struct {
+	Status         string `json:"status" jsonschema:"ok when Jenkins answers, degraded when it does not"`
+	Jenkins        string `json:"jenkins" jsonschema:"reachable or unreachable"`
+	Version        string `json:"version" jsonschema:"Butler's version"`
+	JenkinsVersion string `json:"jenkins_version,omitempty" jsonschema:"Jenkins's version, when it reports one"`
+}
+
+func addHealth(t *Toolset) error {
+	return add(t, spec[HealthIn, HealthOut]{
+		name:  "health",
+		title: "Check Butler and Jenkins health",
+		description: "Reports whether Butler is running and whether it can reach Jenkins. " +
+			"Needs no login. Use it to tell a Jenkins outage apart from a problem with your own access.",
+		class: authz.ClassGuest, readOnly: true, idempotent: true, openWorld: true,
+		run: func(ctx context.Context, _ *call, _ *HealthIn) (*HealthOut, error) {
+			out := &HealthOut{Status: "ok", Jenkins: "reachable", Version: t.deps.Version}
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			v, err := t.deps.Jenkins.Ping(ctx)
+			if err != nil {
+				out.Status, out.Jenkins = "degraded", "unreachable"
+			}
+			out.JenkinsVersion = v
+			return out, nil
+		},
+	})
+}
+
+// TimeIn asks for the time in a zone.
+type TimeIn struct {
+	Timezone string `json:"timezone,omitempty" jsonschema:"IANA time zone name such as Europe/Paris or America/New_York; default UTC"`
+}
+
+// TimeOut is the current time.
+type TimeOut struct {
+	ISO8601   string `json:"iso8601" jsonschema:"current local time in the zone, ISO 8601 with offset"`
+	Unix      int64  `json:"unix" jsonschema:"seconds since 1970-01-01T00:00:00Z"`
+	Timezone  string `json:"timezone" jsonschema:"the IANA zone used"`
+	UTCOffset string `json:"utc_offset" jsonschema:"offset from UTC now, +HH:MM or -HH:MM"`
+}
+
+func addTime(t *Toolset) error {
+	return add(t, spec[TimeIn, TimeOut]{
+		name:  "get_current_time_info",
+		title: "Get the current time",
+		description: "Returns the current date and time, in UTC or in an IANA time zone. " +
+			"Use it to turn Jenkins timestamps (milliseconds since the epoch) into dates or to say how long ago a build ran.",
+		class: authz.ClassAuthenticated, readOnly: true, idempotent: false, openWorld: false,
+		input: func(s *jsonschema.Schema) { prop(s, "timezone").MaxLength = ptr(64) },
+		target: func(in *TimeIn) (target, error) {
+			if in.Timezone == "Local" || strings.ContainsAny(in.Timezone, "\\") || strings.Contains(in.Timezone, "..") {
+				return target{}, Errorf(CodeInvalidArgument, "timezone %q is not an IANA time zone name", in.Timezone)
+			}
+			return target{}, nil
+		},
+		run: func(_ context.Context, _ *call, in *TimeIn) (*TimeOut, error) {
+			name := in.Timezone
+			if name == "" {
+				name = "UTC"
+			}
+			loc, err := time.LoadLocation(name)
+			if err != nil {
+				return nil, Errorf(CodeInvalidArgument, "timezone %q is not an IANA time zone name (for example Europe/Paris)", in.Timezone)
+			}
+			now := t.deps.Now().In(loc)
+			_, off := now.Zone()
+			sign := '+'
+			if off < 0 {
+				sign, off = '-', -off
+			}
+			return &TimeOut{
+				ISO8601:   now.Format(time.RFC3339),
+				Unix:      now.Unix(),
+				Timezone:  name,
+				UTCOffset: fmt.Sprintf("%c%02d:%02d", sign, off/3600, off%3600/60),
+			}, nil
+		},
+	})
+}
+
+// WhoamiIn takes nothing.
+type WhoamiIn struct{}
+
+// WhoamiOut says who Butler acts for.
+type WhoamiOut struct {
+	User          string   `json:"user" jsonschema:"your user id at the identity provider"`
+	JenkinsUser   string   `json:"jenkins_user" jsonschema:"the Jenkins account Butler acts as for you"`
+	Groups        []string `json:"groups" jsonschema:"your groups from the identity provider"`
+	Scopes        []string `json:"scopes" jsonschema:"OAuth scopes of your token"`
+	ClientID      string   `json:"client_id" jsonschema:"the OAuth client you connected with"`
+	JenkinsLinked bool     `json:"jenkins_linked" jsonschema:"whether Butler holds a Jenkins credential for you"`
+}
+
+func addWhoami(t *Toolset) error {
+	return add(t, spec[WhoamiIn, WhoamiOut]{
+		name:  "whoami",
+		title: "Show who Butler acts for",
+		description: "Shows your identity as Butler sees it: your user id, the Jenkins account your calls run as, " +
+			"your groups and token scopes, and whether your Jenkins account is linked. " +
+			"Every Jenkins action you take through Butler runs with that Jenkins account's own permissions.",
+		class: authz.ClassAuthenticated, readOnly: true, idempotent: true, openWorld: false,
+		run: func(ctx context.Context, c *call, _ *WhoamiIn) (*WhoamiOut, error) {
+			p := c.principal
+			linked, err := t.deps.Credentials.Linked(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			return &WhoamiOut{
+				User: p.User, JenkinsUser: p.JenkinsUser, ClientID: p.ClientID, JenkinsLinked: linked,
+				Groups: nonNil(p.Groups), Scopes: nonNil(p.Scopes),
+			}, nil
+		},
+	})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }

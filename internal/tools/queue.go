@@ -1,0 +1,76 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/jsonschema-go/jsonschema"
+
+	"github.com/butler-mcp/butler/internal/authz"
+)
+
+// QueueIn names a queue item.
+type QueueIn struct {
+	QueueID int64 `json:"queue_id" jsonschema:"queue item id, as returned by trigger_job"`
+}
+
+// QueueOut is a queue item's state.
+type QueueOut struct {
+	QueueID     int64  `json:"queue_id"`
+	State       string `json:"state" jsonschema:"waiting (quiet period), blocked (e.g. a build of the job is already running), buildable (waiting for an executor), started or cancelled"`
+	Why         string `json:"why,omitempty" jsonschema:"Jenkins's explanation while the item waits"`
+	Job         string `json:"job,omitempty" jsonschema:"name of the queued job"`
+	BuildNumber *int64 `json:"build_number,omitempty" jsonschema:"the build's number, once started"`
+	BuildURL    string `json:"build_url,omitempty"`
+}
+
+func queueTarget(id int64) target {
+	return target{resource: fmt.Sprintf("queue-item:%d", id), what: fmt.Sprintf("queue item %d", id)}
+}
+
+func queueIDSchema(s *jsonschema.Schema) {
+	prop(s, "queue_id").Minimum = ptr(1.0)
+}
+
+func addGetQueueItem(t *Toolset) error {
+	return add(t, spec[QueueIn, QueueOut]{
+		name:  "get_queue_item",
+		title: "Follow a queued build",
+		description: "Tells where a queued build request is: waiting, blocked, buildable, started (with its build number) or cancelled. " +
+			"Jenkins forgets items about five minutes after they leave the queue; after that use get_job or get_build.",
+		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		input:  queueIDSchema,
+		target: func(in *QueueIn) (target, error) { return queueTarget(in.QueueID), nil },
+		run: func(ctx context.Context, c *call, in *QueueIn) (*QueueOut, error) {
+			q, err := t.deps.Jenkins.QueueItem(ctx, c.cred, in.QueueID)
+			if err != nil {
+				return nil, err
+			}
+			return &QueueOut{QueueID: q.ID, State: string(q.State), Why: q.Why, Job: q.TaskName,
+				BuildNumber: num(q.BuildNumber), BuildURL: q.BuildURL}, nil
+		},
+	})
+}
+
+// CancelOut confirms a cancellation.
+type CancelOut struct {
+	Cancelled bool `json:"cancelled"`
+}
+
+func addCancelQueueItem(t *Toolset) error {
+	return add(t, spec[QueueIn, CancelOut]{
+		name:  "cancel_queue_item",
+		title: "Cancel a queued build",
+		description: "Removes a build request from the Jenkins queue before it starts, as you: Jenkins does it only if your own account " +
+			"has the Cancel permission on the job. A build that already started cannot be cancelled here; use stop_build.",
+		class: authz.ClassSensitive, readOnly: false, destructive: true, idempotent: true, openWorld: true,
+		input:  queueIDSchema,
+		target: func(in *QueueIn) (target, error) { return queueTarget(in.QueueID), nil },
+		run: func(ctx context.Context, c *call, in *QueueIn) (*CancelOut, error) {
+			if err := t.deps.Jenkins.CancelQueueItem(ctx, c.cred, in.QueueID); err != nil {
+				return nil, err
+			}
+			return &CancelOut{Cancelled: true}, nil
+		},
+	})
+}

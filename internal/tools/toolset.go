@@ -1,0 +1,414 @@
+// Package tools defines Butler's MCP tools (CONTRACT §4) and the one wrapper
+// every tool call passes through.
+//
+// Tools are thin: they declare typed input and output structs (the JSON
+// schemas are derived from them), say which job a call is about, and call
+// Jenkins as the user. Everything else happens in the wrapper, in this
+// order, for every tool: decode and validate the arguments, canonicalize the
+// job path, ask the authorizer, fetch the user's Jenkins credential, run the
+// tool, map any error to a tool error, and write exactly one audit record.
+// No tool can skip a step because no tool is registered any other way.
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/butler-mcp/butler/internal/audit"
+	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/credentials"
+	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/jobpath"
+	"github.com/butler-mcp/butler/internal/requestid"
+)
+
+// Deps are the collaborators the tools need.
+type Deps struct {
+	Jenkins     *jenkins.Client
+	Credentials credentials.Source
+	Authorizer  *authz.Authorizer
+	Audit       audit.Recorder
+	// Principal returns who a request acts for, from the request's extra
+	// information (bearer token info over HTTP) or fixed (stdio).
+	Principal func(ctx context.Context, extra *mcp.RequestExtra) identity.Principal
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Version is Butler's version, reported by health.
+	Version string
+	// ConnectURL is where a user links their Jenkins account (public_url +
+	// /connect); empty in stdio mode.
+	ConnectURL string
+	// PollInterval is how often trigger_job polls the queue while waiting
+	// for a build to start. Default 500ms.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Toolset is the set of Butler's tools, bound to their dependencies.
+type Toolset struct {
+	deps Deps
+	defs []*def
+}
+
+// def is a registered tool, type-erased.
+type def struct {
+	tool    *mcp.Tool
+	class   authz.Class
+	handler mcp.ToolHandler
+	// check validates arguments and returns the call's target without
+	// running anything (used by the HTTP layer to decide on scopes and
+	// by tests).
+}
+
+// New builds the toolset. It fails only if a tool's schema cannot be
+// derived, which is a programming error caught by the tests.
+func New(deps Deps) (*Toolset, error) {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.PollInterval <= 0 {
+		deps.PollInterval = 500 * time.Millisecond
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Audit == nil {
+		deps.Audit = audit.LogRecorder{Logger: deps.Logger}
+	}
+	if deps.Authorizer == nil {
+		return nil, fmt.Errorf("tools: an Authorizer is required")
+	}
+	if deps.Principal == nil {
+		return nil, fmt.Errorf("tools: a Principal function is required")
+	}
+	t := &Toolset{deps: deps}
+	for _, add := range []func(*Toolset) error{
+		addHealth, addTime, addWhoami,
+		addListAllJobs, addGetJob, addTriggerJob,
+		addGetQueueItem, addCancelQueueItem,
+		addGetBuild, addGetBuildLog, addSearchBuildLog, addStopBuild, addGetTestResults,
+	} {
+		if err := add(t); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// Register adds every tool to s and filters tools/list by the authorizer,
+// so each caller sees only the tools it may call.
+func (t *Toolset) Register(s *mcp.Server) {
+	for _, d := range t.defs {
+		s.AddTool(d.tool, d.handler)
+	}
+	s.AddReceivingMiddleware(t.filterList)
+}
+
+// Names returns the tool names, in registration order.
+func (t *Toolset) Names() []string {
+	out := make([]string, len(t.defs))
+	for i, d := range t.defs {
+		out[i] = d.tool.Name
+	}
+	return out
+}
+
+// Class returns the class of the named tool.
+func (t *Toolset) Class(name string) (authz.Class, bool) {
+	for _, d := range t.defs {
+		if d.tool.Name == name {
+			return d.class, true
+		}
+	}
+	return 0, false
+}
+
+// Tools returns the tool definitions (schemas, annotations), for docs and
+// tests.
+func (t *Toolset) Tools() []*mcp.Tool {
+	out := make([]*mcp.Tool, len(t.defs))
+	for i, d := range t.defs {
+		out[i] = d.tool
+	}
+	return out
+}
+
+func (t *Toolset) filterList(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		if method != "tools/list" || err != nil {
+			return res, err
+		}
+		lr, ok := res.(*mcp.ListToolsResult)
+		if !ok {
+			return res, err
+		}
+		p := t.deps.Principal(ctx, req.GetExtra())
+		kept := make([]*mcp.Tool, 0, len(lr.Tools))
+		for _, tool := range lr.Tools {
+			class, known := t.Class(tool.Name)
+			if known && t.deps.Authorizer.Visible(ctx, p, tool.Name, class) {
+				kept = append(kept, tool)
+			}
+		}
+		out := *lr
+		out.Tools = kept
+		return &out, nil
+	}
+}
+
+// target is what a call is about.
+type target struct {
+	job      jobpath.Path // zero when the call names no job
+	hasJob   bool
+	resource string // for the audit record
+	// what names the target in error messages ("job \"a/b\"").
+	what string
+	// params are build parameters, for the policy's context.
+	params map[string]any
+}
+
+func jobTarget(raw string) (target, error) {
+	p, err := jobpath.Parse(raw)
+	if err != nil {
+		return target{}, fmt.Errorf("job: %w", err)
+	}
+	return target{job: p, hasJob: true, resource: p.String(), what: fmt.Sprintf("job %q", p.String())}, nil
+}
+
+// call is what a tool's run function gets besides its input.
+type call struct {
+	principal identity.Principal
+	cred      jenkins.Credential
+	requestID string
+	target    target
+	req       *mcp.CallToolRequest
+}
+
+// spec declares one tool.
+type spec[In, Out any] struct {
+	name        string
+	title       string
+	description string
+	class       authz.Class
+	readOnly    bool
+	destructive bool
+	idempotent  bool
+	openWorld   bool
+	// input adjusts the derived input schema: bounds, defaults, enums.
+	input func(s *jsonschema.Schema)
+	// target validates the input further and names what the call is about.
+	target func(in *In) (target, error)
+	run    func(ctx context.Context, c *call, in *In) (*Out, error)
+}
+
+func add[In, Out any](t *Toolset, s spec[In, Out]) error {
+	in, err := jsonschema.For[In](nil)
+	if err != nil {
+		return fmt.Errorf("tools: %s input schema: %w", s.name, err)
+	}
+	if in.Properties == nil {
+		in.Properties = map[string]*jsonschema.Schema{}
+	}
+	if s.input != nil {
+		s.input(in)
+	}
+	resolved, err := in.Resolve(nil)
+	if err != nil {
+		return fmt.Errorf("tools: %s input schema: %w", s.name, err)
+	}
+	out, err := jsonschema.For[Out](nil)
+	if err != nil {
+		return fmt.Errorf("tools: %s output schema: %w", s.name, err)
+	}
+	tool := &mcp.Tool{
+		Name:         s.name,
+		Title:        s.title,
+		Description:  s.description,
+		InputSchema:  in,
+		OutputSchema: out,
+		Annotations: &mcp.ToolAnnotations{
+			Title:           s.title,
+			ReadOnlyHint:    s.readOnly,
+			DestructiveHint: &s.destructive,
+			IdempotentHint:  s.idempotent,
+			OpenWorldHint:   &s.openWorld,
+		},
+	}
+	d := &def{tool: tool, class: s.class}
+	d.handler = func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return t.invoke(ctx, req, s.name, s.class, func(ctx context.Context) (target, func(context.Context, *call) (any, error), error) {
+			v, err := decodeArgs[In](req.Params.Arguments, resolved)
+			if err != nil {
+				return target{}, nil, err
+			}
+			var tg target
+			if s.target != nil {
+				if tg, err = s.target(v); err != nil {
+					return target{}, nil, err
+				}
+			}
+			return tg, func(ctx context.Context, c *call) (any, error) {
+				o, err := s.run(ctx, c, v)
+				if err != nil {
+					return nil, err
+				}
+				return o, nil
+			}, nil
+		})
+	}
+	t.defs = append(t.defs, d)
+	return nil
+}
+
+// decodeArgs validates raw arguments against the input schema, with
+// defaults applied, and decodes them.
+func decodeArgs[In any](raw json.RawMessage, resolved *jsonschema.Resolved) (*In, error) {
+	m := map[string]any{}
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) > 0 && string(trimmed) != "null" {
+		if err := json.Unmarshal(trimmed, &m); err != nil {
+			return nil, Errorf(CodeInvalidArgument, "arguments must be a JSON object")
+		}
+	}
+	if err := resolved.ApplyDefaults(&m); err != nil {
+		return nil, Errorf(CodeInvalidArgument, "arguments: %s", schemaMessage(err))
+	}
+	if err := resolved.Validate(m); err != nil {
+		return nil, Errorf(CodeInvalidArgument, "arguments: %s", schemaMessage(err))
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, Errorf(CodeInvalidArgument, "arguments cannot be encoded")
+	}
+	v := new(In)
+	if err := json.Unmarshal(data, v); err != nil {
+		return nil, Errorf(CodeInvalidArgument, "arguments: %v", err)
+	}
+	return v, nil
+}
+
+// schemaMessage shortens a jsonschema validation error to its useful part.
+func schemaMessage(err error) string {
+	s := err.Error()
+	s = strings.ReplaceAll(s, "validating root: ", "")
+	s = strings.ReplaceAll(s, "validating /properties/", "")
+	return s
+}
+
+// invoke is the wrapper every tool call passes through.
+func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, name string, class authz.Class,
+	prepare func(context.Context) (target, func(context.Context, *call) (any, error), error)) (*mcp.CallToolResult, error) {
+	start := t.deps.Now()
+	ctx, rid := requestid.Ensure(ctx)
+	p := t.deps.Principal(ctx, req.GetExtra())
+	rec := audit.Record{
+		Time: start.UTC(), RequestID: rid, User: p.Name(), JenkinsUser: p.JenkinsUser,
+		ClientID: p.ClientID, Tool: name, RemoteAddr: audit.RemoteAddr(ctx),
+	}
+	out, tg, err := t.run(ctx, req, p, rid, name, class, prepare)
+	rec.Resource = tg.resource
+	rec.DurationMS = t.deps.Now().Sub(start).Milliseconds()
+	if err == nil {
+		rec.Decision, rec.Reason = audit.Allow, "ok"
+		t.deps.Audit.Record(ctx, rec)
+		return success(out)
+	}
+	te := t.mapError(err, tg.whatOr(name), rid)
+	if te.Code == CodeInternal {
+		t.deps.Logger.ErrorContext(ctx, "tool failed", "tool", name, "request_id", rid, "err", err)
+	}
+	te.RequestID = rid
+	rec.Code, rec.Reason = te.Code, te.Message
+	rec.Decision = audit.Error
+	if IsDenial(te.Code) {
+		rec.Decision = audit.Deny
+	}
+	t.deps.Audit.Record(ctx, rec)
+	return failure(te), nil
+}
+
+func (tg target) whatOr(tool string) string {
+	if tg.what != "" {
+		return tg.what
+	}
+	return tool
+}
+
+func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, p identity.Principal, rid, name string, class authz.Class,
+	prepare func(context.Context) (target, func(context.Context, *call) (any, error), error)) (any, target, error) {
+	tg, exec, err := prepare(ctx)
+	if err != nil {
+		return nil, tg, err
+	}
+	dec := t.deps.Authorizer.Decide(ctx, authz.Request{
+		Principal: p, Tool: name, Class: class, Job: tg.job.String(), Parameters: tg.params,
+	})
+	if !dec.Allow {
+		e := Errorf(dec.Code, "%s", dec.Reason)
+		if dec.Code == authz.CodeInsufficientScope {
+			e.RequiredScopes = dec.RequiredScopes
+		}
+		return nil, tg, e
+	}
+	c := &call{principal: p, requestID: rid, target: tg, req: req}
+	if class == authz.ClassRead || class == authz.ClassSensitive {
+		cred, err := t.deps.Credentials.For(ctx, p)
+		if err != nil {
+			return nil, tg, err
+		}
+		c.cred = cred
+	}
+	out, err := exec(ctx, c)
+	return out, tg, err
+}
+
+func success(out any) (*mcp.CallToolResult, error) {
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("tools: encoding output: %w", err)
+	}
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{&mcp.TextContent{Text: string(data)}},
+		StructuredContent: json.RawMessage(data),
+	}, nil
+}
+
+func failure(e *Error) *mcp.CallToolResult {
+	return &mcp.CallToolResult{
+		IsError:           true,
+		Content:           []mcp.Content{&mcp.TextContent{Text: e.Code + ": " + e.Message}},
+		StructuredContent: map[string]any{"error": e},
+	}
+}
+
+// Helpers for schema adjustments.
+
+func prop(s *jsonschema.Schema, name string) *jsonschema.Schema {
+	p, ok := s.Properties[name]
+	if !ok {
+		panic(fmt.Sprintf("tools: schema has no property %q", name))
+	}
+	return p
+}
+
+func bounds(s *jsonschema.Schema, name string, lo, hi float64) {
+	p := prop(s, name)
+	p.Minimum, p.Maximum = &lo, &hi
+}
+
+func setDefault(s *jsonschema.Schema, name string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	prop(s, name).Default = data
+}
