@@ -379,7 +379,7 @@ func (c *Config) Origins() []string {
 // trailing "/") into its serialized form.
 func canonicalOrigin(raw string) (string, error) {
 	if raw == "null" {
-		return "", errors.New(`"null" is the origin of sandboxed frames and local files and is never allowed`)
+		return "", errors.New("never allowed: it is the origin of sandboxed frames and local files, which any page can create")
 	}
 	if strings.Contains(raw, "*") {
 		return "", errors.New("wildcards are not supported; list each origin")

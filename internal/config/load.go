@@ -26,7 +26,7 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(data, getenv)
+	c, err := parse(data, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -50,9 +50,24 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 // ${BUTLER_SESSION_KEY}, as in CONTRACT §2, so omitting them from the file
 // reads the same variables.
 //
+// YAML itself reads "{" as the start of a mapping inside [ ] and { }, so a
+// reference in a flow list must be quoted: ["${A}"], or use a block list.
+//
 // Entries of auth.tool_scopes are merged over the default entries; every
 // other list replaces its default.
 func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	c, err := parse(data, getenv)
+	var ps Problems
+	if err != nil && !errors.As(err, &ps) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return c, err
+}
+
+// parse is Parse without the "config: " prefix on its errors, which Load
+// replaces with one naming the file. Problems are returned bare, so that
+// their Error is one problem a line.
+func parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) (string, bool) { return "", false }
 	}
@@ -67,18 +82,18 @@ func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	case errors.Is(err, io.EOF):
 		// An empty file, or one with only comments: the defaults.
 	case err != nil:
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	default:
 		var extra yaml.Node
 		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 			if err != nil {
-				return nil, fmt.Errorf("config: %w", err)
+				return nil, err
 			}
 			line := extra.Line
 			if len(extra.Content) > 0 {
 				line = extra.Content[0].Line
 			}
-			return nil, Problems{{Field: "(file)", Message: fmt.Sprintf("line %d: a second YAML document (after ---); a config file holds exactly one", line)}}
+			return nil, fmt.Errorf("line %d: a second YAML document (after ---); a config file holds exactly one", line)
 		}
 		if len(doc.Content) > 0 {
 			root := doc.Content[0]

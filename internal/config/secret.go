@@ -112,7 +112,9 @@ func redactDSN(raw string) string {
 		return raw
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Opaque != "" {
+	if err != nil || u.Opaque != "" || !strings.Contains(raw, "://") {
+		// Not scheme://..., so not a URL whose password we can locate
+		// (a libpq "key=value" string, say): hide it all.
 		return redacted
 	}
 	if u.RawQuery != "" {
@@ -139,11 +141,14 @@ func redactDSN(raw string) string {
 // with its password masked; an unparsable one as is, unless it may hold user
 // info, in which case it is hidden.
 func showURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return strconv.Quote(u.Redacted())
-	}
-	if strings.Contains(raw, "@") {
+	u, err := url.Parse(raw)
+	if strings.Contains(raw, "@") && (err != nil || u.User == nil) {
+		// An "@" where url did not find user info: it cannot be masked
+		// reliably, so hide the whole value.
 		return redacted
 	}
-	return strconv.Quote(raw)
+	if err != nil {
+		return strconv.Quote(raw)
+	}
+	return strconv.Quote(u.Redacted())
 }

@@ -372,7 +372,7 @@ func (v *validator) algorithms(algs []string) {
 		case strings.EqualFold(alg, "none"):
 			v.add(field, `"none" means unsigned tokens, which anyone can forge; it is never accepted`)
 		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			v.add(field, "%q is a symmetric (HMAC) algorithm and is refused: the verification key would be the signing key, so anyone holding the key Butler verifies with could forge tokens; use %s", alg, strings.Join(supportedAlgorithms(), ", "))
+			v.add(field, "%q is a symmetric (HMAC) algorithm and is refused: it verifies with the same key that signs, so anyone holding the issuer's public key could forge tokens (algorithm confusion); use %s", alg, strings.Join(supportedAlgorithms(), ", "))
 		default:
 			hint := ""
 			for _, s := range supportedAlgorithms() {
@@ -538,8 +538,29 @@ func (v *validator) dsn() {
 	case "":
 		v.add(field, "must be sqlite:PATH or a postgres:// URL (value not shown, as it may hold a password)")
 	default:
+		if !isURLScheme(d.Scheme()) {
+			v.add(field, "must be sqlite:PATH or a postgres:// URL (value not shown, as it may hold a password)")
+			return
+		}
 		v.add(field, "scheme %q is not supported; want sqlite:PATH or a postgres:// URL", d.Scheme())
 	}
+}
+
+// isURLScheme reports whether s has the syntax of a URL scheme (RFC 3986
+// §3.1), so that it can be quoted without quoting, say, a password.
+func isURLScheme(s string) bool {
+	if s == "" || len(s) > 16 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (v *validator) policy() {
