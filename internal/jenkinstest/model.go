@@ -12,12 +12,14 @@ import (
 
 // Errors returned by the Server's set-up methods.
 var (
-	// ErrNotFound: the job or folder named does not exist.
+	// ErrNotFound is returned when the job named does not exist (or is a
+	// folder).
 	ErrNotFound = errors.New("jenkinstest: no such item")
-	// ErrExists: an item with that name (compared case-insensitively, as
-	// Jenkins does) already exists, or a path goes through a job.
+	// ErrExists is returned when an item with that name (compared
+	// case-insensitively, as Jenkins does) already exists, or when a path
+	// goes through a job.
 	ErrExists = errors.New("jenkinstest: item already exists")
-	// ErrInvalidSpec: a JobSpec or BuildSpec is inconsistent.
+	// ErrInvalidSpec is returned for an inconsistent JobSpec or BuildSpec.
 	ErrInvalidSpec = errors.New("jenkinstest: invalid spec")
 )
 
@@ -180,6 +182,7 @@ type user struct {
 type item struct {
 	name     string
 	fullName string
+	grantKey string // case-folded fullName, the key of grants
 	key      string // case-folded name: Jenkins looks items up case-insensitively
 	urlPath  string // "job/a/job/b/", each segment escaped
 	parent   *item  // nil for the root
@@ -266,6 +269,7 @@ func (it *item) addChild(name string, folder bool, class string) *item {
 	c := &item{
 		name:      name,
 		fullName:  fullName,
+		grantKey:  foldName(fullName),
 		key:       foldName(name),
 		urlPath:   it.urlPath + "job/" + jobpath.EscapeSegment(name) + "/",
 		parent:    it,
@@ -364,7 +368,13 @@ func (s *Server) AddJob(path string, spec JobSpec) error {
 	return nil
 }
 
-var validParamTypes = map[string]bool{"string": true, "text": true, "boolean": true, "choice": true, "password": true}
+func validParamType(t string) bool {
+	switch t {
+	case "string", "text", "boolean", "choice", "password":
+		return true
+	}
+	return false
+}
 
 func normalizeJob(spec JobSpec) (JobSpec, error) {
 	switch spec.Class {
@@ -394,7 +404,7 @@ func normalizeJob(spec JobSpec) (JobSpec, error) {
 			return spec, fmt.Errorf("%w: parameter name %q empty or repeated", ErrInvalidSpec, p.Name)
 		}
 		seen[p.Name] = true
-		if !validParamTypes[p.Type] {
+		if !validParamType(p.Type) {
 			return spec, fmt.Errorf("%w: parameter %q: type %q", ErrInvalidSpec, p.Name, p.Type)
 		}
 		p.Choices = append([]string(nil), p.Choices...)
@@ -580,12 +590,14 @@ func buildParams(j *item, m map[string]any) ([]paramValue, error) {
 	return out, nil
 }
 
-// Grant gives user the permissions on path and on everything below it; ""
-// is the whole instance. Grants add up; there is no revoke.
+// Grant gives user the permissions on path (a full name, compared
+// case-insensitively like item names) and on everything below it; "" is the
+// whole instance. Grants add up; there is no revoke. The path need not
+// exist yet.
 func (s *Server) Grant(user, path string, perms ...Permission) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	path = strings.Trim(path, "/")
+	path = foldName(strings.Trim(path, "/"))
 	g := s.grants[user]
 	if g == nil {
 		g = map[string]perm{}

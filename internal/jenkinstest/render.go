@@ -152,7 +152,7 @@ func newSchema() *schema {
 		class: func(p Param) string { return "hudson.model." + defType(p.Type) },
 		props: []prop[Param]{
 			{name: "defaultParameterValue", write: func(e *enc, p Param, t *tree) { writeObject(e, sc.paramDefault, p, t) }},
-			{name: "description", write: func(e *enc, p Param, _ *tree) { e.strOrNull(p.Description) }},
+			{name: "description", write: func(e *enc, p Param, _ *tree) { e.str(p.Description) }},
 			{name: "name", write: func(e *enc, p Param, _ *tree) { e.str(p.Name) }},
 			{name: "type", write: func(e *enc, p Param, _ *tree) { e.str(defType(p.Type)) }},
 			{name: "choices", has: func(p Param) bool { return p.Type == "choice" }, write: func(e *enc, p Param, t *tree) {
@@ -412,7 +412,9 @@ func newSchema() *schema {
 		}
 	}
 	sc.queueItem = &objType[*queueItem]{
-		class: func(q *queueItem) string { return "hudson.model.Queue$" + [...]string{"WaitingItem", "BlockedItem", "BuildableItem", "LeftItem"}[q.state] },
+		class: func(q *queueItem) string {
+			return "hudson.model.Queue$" + [...]string{"WaitingItem", "BlockedItem", "BuildableItem", "LeftItem"}[q.state]
+		},
 		props: []prop[*queueItem]{
 			{name: "actions", write: func(e *enc, q *queueItem, t *tree) {
 				writeArray(e, queueActions(q), t, func(e *enc, a action) { writeObject(e, sc.action, a, t) })
@@ -459,7 +461,7 @@ func newSchema() *schema {
 		{name: "fullName", write: func(e *enc, u *user, _ *tree) { e.str(u.fullName) }},
 		{name: "id", write: func(e *enc, u *user, _ *tree) { e.str(u.id) }},
 		{name: "property", write: func(e *enc, _ *user, t *tree) {
-			writeArray(e, userProps, t, func(e *enc, p userProp) { writeObject(e, sc.userProp, p, t) })
+			writeArray(e, userProps(), t, func(e *enc, p userProp) { writeObject(e, sc.userProp, p, t) })
 		}},
 	}}
 
@@ -535,16 +537,19 @@ func concat[T any](lists ...[]T) []T {
 	return out
 }
 
-var userProps = []userProp{
-	{class: "jenkins.security.ApiTokenProperty"},
-	{class: "com.cloudbees.plugins.credentials.UserCredentialsProvider$UserCredentialsProperty"},
-	{class: "hudson.model.MyViewsProperty"},
-	{class: "hudson.model.PaneStatusProperties"},
-	{class: "jenkins.security.seed.UserSeedProperty"},
-	{class: "hudson.search.UserSearchProperty", insensitiveSearch: true},
-	{class: "hudson.model.TimeZoneProperty"},
-	{class: "hudson.security.HudsonPrivateSecurityRealm$Details"},
-	{class: "jenkins.security.LastGrantedAuthoritiesProperty"},
+// userProps are the user properties a stock Jenkins exports.
+func userProps() []userProp {
+	return []userProp{
+		{class: "jenkins.security.ApiTokenProperty"},
+		{class: "com.cloudbees.plugins.credentials.UserCredentialsProvider$UserCredentialsProperty"},
+		{class: "hudson.model.MyViewsProperty"},
+		{class: "hudson.model.PaneStatusProperties"},
+		{class: "jenkins.security.seed.UserSeedProperty"},
+		{class: "hudson.search.UserSearchProperty", insensitiveSearch: true},
+		{class: "hudson.model.TimeZoneProperty"},
+		{class: "hudson.security.HudsonPrivateSecurityRealm$Details"},
+		{class: "jenkins.security.LastGrantedAuthoritiesProperty"},
+	}
 }
 
 // writeItem writes a root, folder or job with the type its class calls for.

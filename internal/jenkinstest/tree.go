@@ -42,14 +42,6 @@ func parseTree(spec string) (*tree, error) {
 	return t, nil
 }
 
-func mustParseTree(spec string) *tree {
-	t, err := parseTree(spec)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
 func newTree() *tree { return &tree{props: map[string]*tree{}, hi: -1} }
 
 type treeParser struct {

@@ -1,0 +1,547 @@
+package jenkinstest
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// isPermalink reports whether name is one of the build names Jenkins
+// resolves besides numbers.
+func isPermalink(name string) bool {
+	switch name {
+	case "lastBuild", "lastCompletedBuild", "lastSuccessfulBuild", "lastFailedBuild",
+		"lastStableBuild", "lastUnstableBuild", "lastUnsuccessfulBuild":
+		return true
+	}
+	return false
+}
+
+func isGet(r *http.Request) bool { return r.Method == http.MethodGet || r.Method == http.MethodHead }
+
+// route walks "job/<name>" pairs from the root, answering 404 as soon as
+// an item is missing or invisible to the user, then dispatches the rest.
+func (s *Server) route(rc *reqCtx, segs []string) *reply {
+	cur := s.root
+	p := rc.rootPerm()
+	i := 0
+	for i < len(segs) && segs[i] == "job" {
+		if i+1 >= len(segs) || cur.children == nil {
+			return notFound()
+		}
+		c := cur.lookup(segs[i+1])
+		if c == nil {
+			return notFound()
+		}
+		p = rc.childPerm(p, c)
+		if p&pRead == 0 {
+			return notFound()
+		}
+		cur = c
+		i += 2
+	}
+	rest := segs[i:]
+	switch {
+	case cur == s.root:
+		return s.routeRoot(rc, rest)
+	case cur.folder:
+		return s.routeFolder(rc, cur, p, rest)
+	}
+	return s.routeJob(rc, cur, p, rest)
+}
+
+func is(rest []string, want ...string) bool { return slices.Equal(rest, want) }
+
+func htmlPage(title string) *reply {
+	return newReply(http.StatusOK, "text/html;charset=utf-8",
+		[]byte("<!DOCTYPE html><html><head><title>"+htmlEscape(title)+" [Jenkins]</title></head><body></body></html>\n"))
+}
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+}
+
+// api answers a GET-only JSON endpoint.
+func api(rc *reqCtx, f func() *reply) *reply {
+	if !isGet(rc.r) {
+		return methodNotAllowed("GET")
+	}
+	return f()
+}
+
+func (s *Server) routeRoot(rc *reqCtx, rest []string) *reply {
+	switch {
+	case len(rest) == 0:
+		if !isGet(rc.r) {
+			return methodNotAllowed("GET")
+		}
+		return htmlPage("Dashboard")
+	case is(rest, "api", "json"):
+		return api(rc, func() *reply {
+			return s.render(rc, defaultRootTree, rc.rootPerm(), func(e *enc, t *tree) { writeObject(e, s.schema.root, s.root, t) })
+		})
+	case is(rest, "queue", "api", "json"):
+		return api(rc, func() *reply {
+			return s.render(rc, defaultQueueTree, 0, func(e *enc, t *tree) { writeObject(e, s.schema.queue, s, t) })
+		})
+	case len(rest) == 5 && rest[0] == "queue" && rest[1] == "item" && is(rest[3:], "api", "json"):
+		return api(rc, func() *reply { return s.queueItemAPI(rc, rest[2]) })
+	case is(rest, "queue", "cancelItem"):
+		return s.cancelItem(rc)
+	case is(rest, "me", "api", "json"), is(rest, "whoAmI", "api", "json"):
+		return api(rc, func() *reply {
+			return s.render(rc, defaultUserTree, 0, func(e *enc, t *tree) { writeObject(e, s.schema.user, rc.user, t) })
+		})
+	case is(rest, "crumbIssuer", "api", "json"):
+		return api(rc, func() *reply { return s.crumbIssuer(rc) })
+	}
+	return notFound()
+}
+
+func (s *Server) routeFolder(rc *reqCtx, f *item, p perm, rest []string) *reply {
+	switch {
+	case len(rest) == 0:
+		if !isGet(rc.r) {
+			return methodNotAllowed("GET")
+		}
+		return htmlPage(fullDisplayName(f))
+	case is(rest, "api", "json"):
+		return api(rc, func() *reply {
+			return s.render(rc, defaultFolderTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.folder, f, t) })
+		})
+	}
+	return notFound()
+}
+
+func (s *Server) routeJob(rc *reqCtx, j *item, p perm, rest []string) *reply {
+	switch {
+	case len(rest) == 0:
+		if !isGet(rc.r) {
+			return methodNotAllowed("GET")
+		}
+		return htmlPage(fullDisplayName(j))
+	case is(rest, "api", "json"):
+		return api(rc, func() *reply {
+			return s.render(rc, defaultJobTree, p, func(e *enc, t *tree) { writeItem(e, j, t) })
+		})
+	case is(rest, "build"):
+		return s.trigger(rc, j, p, false)
+	case is(rest, "buildWithParameters"):
+		return s.trigger(rc, j, p, true)
+	}
+	var b *build
+	if isPermalink(rest[0]) {
+		b = permalink(j, rest[0])
+	} else if n, err := strconv.Atoi(rest[0]); err == nil && n > 0 && strconv.Itoa(n) == rest[0] {
+		b = buildByNumber(j, n)
+	}
+	if b == nil {
+		return notFound()
+	}
+	return s.routeBuild(rc, b, p, rest[1:])
+}
+
+func buildByNumber(j *item, n int) *build {
+	i, ok := slices.BinarySearchFunc(j.builds, n, func(b *build, n int) int { return b.number - n })
+	if !ok {
+		return nil
+	}
+	return j.builds[i]
+}
+
+func (s *Server) routeBuild(rc *reqCtx, b *build, p perm, rest []string) *reply {
+	switch {
+	case len(rest) == 0:
+		if !isGet(rc.r) {
+			return methodNotAllowed("GET")
+		}
+		return htmlPage(fullDisplayName(b.job) + " #" + strconv.Itoa(b.number))
+	case is(rest, "api", "json"):
+		return api(rc, func() *reply {
+			return s.render(rc, defaultBuildTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.build, b, t) })
+		})
+	case is(rest, "consoleText"):
+		return api(rc, func() *reply { return newReply(http.StatusOK, "text/plain; charset=utf-8", clone(b.log)) })
+	case is(rest, "logText", "progressiveText"):
+		return api(rc, func() *reply { return progressiveText(rc, b) })
+	case is(rest, "testReport", "api", "json"):
+		return api(rc, func() *reply {
+			if b.building || b.tests == nil {
+				return notFound()
+			}
+			return s.render(rc, defaultTestTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.testResult, b.tests, t) })
+		})
+	case is(rest, "stop"):
+		return s.stop(rc, b, p)
+	}
+	return notFound()
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// progressiveText is Stapler's LargeText.doProgressText: the log from byte
+// offset start (0 if start is past the end: the log rolled over), with the
+// new end in X-Text-Size and X-More-Data while the build runs.
+func progressiveText(rc *reqCtx, b *build) *reply {
+	start, err := strconv.ParseInt(rc.r.URL.Query().Get("start"), 10, 64)
+	if err != nil || start < 0 || start > int64(len(b.log)) {
+		start = 0
+	}
+	rp := newReply(http.StatusOK, "text/plain;charset=UTF-8", clone(b.log[start:]))
+	rp.header.Set("X-Text-Size", strconv.Itoa(len(b.log)))
+	if b.building {
+		rp.header.Set("X-More-Data", "true")
+	}
+	return rp
+}
+
+// forbidden is AccessDeniedException3 reported as headers.
+func forbidden(u *user, p Permission, title string) *reply {
+	rp := textReply(http.StatusForbidden, u.id+" is missing the "+title+" permission")
+	h := rp.header
+	h.Set("X-You-Are-Authenticated-As", u.id)
+	h.Set("X-You-Are-In-Group-Disabled", "JENKINS-39402: use -Dhudson.security.AccessDeniedException2.REPORT_GROUP_HEADERS=true or use /whoAmI to diagnose")
+	h.Set("X-Required-Permission", string(p))
+	// Item.Build and Item.Cancel are both implied by GenericUpdate, itself
+	// implied by GenericWrite, implied by Administer.
+	h.Add("X-Permission-Implied-By", "hudson.security.Permission.GenericUpdate")
+	h.Add("X-Permission-Implied-By", "hudson.security.Permission.GenericWrite")
+	h.Add("X-Permission-Implied-By", string(PermAdminister))
+	return rp
+}
+
+// trigger is ParameterizedJobMixIn.doBuild / doBuildWithParameters, with
+// their order of checks.
+func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
+	if rc.r.Method != http.MethodPost {
+		return methodNotAllowed("POST")
+	}
+	if withParams {
+		if p&pBuild == 0 {
+			return forbidden(rc.user, PermBuild, "Job/Build")
+		}
+		if j.spec.Disabled {
+			return textReply(http.StatusConflict, j.fullName+" is not buildable!")
+		}
+		if len(j.spec.Params) == 0 {
+			return textReply(http.StatusBadRequest, "This build is not parameterized!")
+		}
+	} else {
+		if j.spec.Disabled {
+			return textReply(http.StatusConflict, j.fullName+" is not buildable")
+		}
+		if p&pBuild == 0 {
+			return forbidden(rc.user, PermBuild, "Job/Build")
+		}
+	}
+	if err := parseForm(rc.r); err != nil {
+		return textReply(http.StatusBadRequest, "Bad form: "+err.Error())
+	}
+	var params []paramValue
+	if len(j.spec.Params) > 0 {
+		var err error
+		if params, err = requestParams(rc.r, j, withParams); err != nil {
+			return textReply(http.StatusBadRequest, err.Error())
+		}
+	}
+	quiet := j.spec.QuietPeriod
+	if d := formValue(rc.r, "delay"); d != "" {
+		v, err := parseDelay(d)
+		if err != nil {
+			return textReply(http.StatusBadRequest, err.Error())
+		}
+		quiet = v
+	}
+	q := s.enqueue(j, params, cause{userID: rc.user.id, userName: rc.user.fullName}, quiet, rc.now)
+	rp := newReply(http.StatusCreated, "", nil)
+	rp.header.Set("Location", rc.rootURL+"queue/item/"+strconv.FormatInt(q.id, 10)+"/")
+	return rp
+}
+
+func parseForm(r *http.Request) error {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		return r.ParseMultipartForm(1 << 20)
+	}
+	return r.ParseForm()
+}
+
+// formValue reads a request parameter as a servlet does: the query string
+// first, then the body.
+func formValue(r *http.Request, name string) string {
+	if vs, ok := r.URL.Query()[name]; ok && len(vs) > 0 {
+		return vs[0]
+	}
+	if vs, ok := r.PostForm[name]; ok && len(vs) > 0 {
+		return vs[0]
+	}
+	if r.MultipartForm != nil {
+		if vs := r.MultipartForm.Value[name]; len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+func hasFormValue(r *http.Request, name string) bool {
+	if _, ok := r.URL.Query()[name]; ok {
+		return true
+	}
+	if _, ok := r.PostForm[name]; ok {
+		return true
+	}
+	return r.MultipartForm != nil && len(r.MultipartForm.Value[name]) > 0
+}
+
+// requestParams builds the parameter values of a new build: each defined
+// parameter from the request (buildWithParameters) or its default; names
+// the job does not define are ignored, as Jenkins does.
+func requestParams(r *http.Request, j *item, fromRequest bool) ([]paramValue, error) {
+	out := make([]paramValue, 0, len(j.spec.Params))
+	for _, d := range j.spec.Params {
+		v := d.Default
+		if fromRequest && hasFormValue(r, d.Name) {
+			raw := formValue(r, d.Name)
+			switch d.Type {
+			case "boolean":
+				v = strings.EqualFold(raw, "true") || raw == "on"
+			case "choice":
+				if !slices.Contains(d.Choices, raw) {
+					return nil, fmt.Errorf("Illegal choice for parameter %s: %s", d.Name, raw)
+				}
+				v = raw
+			default:
+				v = raw
+			}
+		}
+		out = append(out, paramValue{name: d.Name, typ: d.Type, value: v})
+	}
+	return out, nil
+}
+
+// parseDelay reads the "delay" parameter as Jenkins's TimeDuration: a
+// number of seconds, optionally suffixed "sec", "secs", "ms" or "min".
+func parseDelay(s string) (time.Duration, error) {
+	unit := time.Second
+	num := strings.TrimSpace(s)
+	for _, suf := range []struct {
+		s string
+		u time.Duration
+	}{{"secs", time.Second}, {"sec", time.Second}, {"ms", time.Millisecond}, {"min", time.Minute}} {
+		if strings.HasSuffix(num, suf.s) {
+			num, unit = strings.TrimSpace(strings.TrimSuffix(num, suf.s)), suf.u
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("Invalid delay: %q", s)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// stop is Run.doStop / Executor.doStop. The simulator checks Item.Cancel
+// even for a finished build, where Jenkins would just redirect.
+func (s *Server) stop(rc *reqCtx, b *build, p perm) *reply {
+	if rc.r.Method != http.MethodPost {
+		return methodNotAllowed("POST")
+	}
+	if p&pCancel == 0 {
+		return forbidden(rc.user, PermCancel, "Job/Cancel")
+	}
+	if b.building {
+		s.abort(b, rc.now, rc.user.fullName)
+	}
+	rp := newReply(http.StatusFound, "", nil)
+	rp.header.Set("Location", rc.rootURL+buildPath(b))
+	return rp
+}
+
+func parseQueueID(s string) (int64, bool) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
+
+func (s *Server) queueItemAPI(rc *reqCtx, idStr string) *reply {
+	id, ok := parseQueueID(idStr)
+	if !ok {
+		return notFound()
+	}
+	q := s.items[id]
+	if q == nil {
+		return notFound()
+	}
+	p, visible := rc.permOf(q.job)
+	if !visible {
+		return notFound()
+	}
+	return s.render(rc, defaultQueueItemTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.queueItem, q, t) })
+}
+
+// cancelItem is Queue.doCancelItem of Jenkins 2.4xx.
+func (s *Server) cancelItem(rc *reqCtx) *reply {
+	if rc.r.Method != http.MethodPost {
+		return methodNotAllowed("POST")
+	}
+	if err := parseForm(rc.r); err != nil {
+		return textReply(http.StatusBadRequest, "Bad form: "+err.Error())
+	}
+	raw := formValue(rc.r, "id")
+	id, ok := parseQueueID(raw)
+	if !ok {
+		return textReply(http.StatusBadRequest, "Bad id: "+strconv.Quote(raw))
+	}
+	msgID := strconv.FormatInt(id, 10)
+	q := s.items[id]
+	var p perm
+	visible := false
+	if q != nil {
+		p, visible = rc.permOf(q.job)
+	}
+	if !visible {
+		return textReply(http.StatusNotFound, "Provided id ("+msgID+") not found")
+	}
+	if p&pCancel == 0 {
+		return textReply(http.StatusUnprocessableEntity, "Item for id ("+msgID+") is not cancellable")
+	}
+	if q.state == qLeft {
+		// A LeftItem cannot leave the queue again: Jenkins's cancel fails.
+		return textReply(http.StatusInternalServerError, "Could not cancel run for id "+msgID)
+	}
+	s.cancel(q, rc.now)
+	return newReply(http.StatusNoContent, "", nil)
+}
+
+func (s *Server) crumbIssuer(rc *reqCtx) *reply {
+	sess, ok := s.session(rc.r)
+	fresh := !ok
+	if fresh {
+		sess = s.newSession()
+	}
+	rp := s.render(rc, defaultCrumbTree, 0, func(e *enc, t *tree) {
+		writeObject(e, s.schema.crumb, crumbInfo{crumb: s.crumbFor(rc.user, sess)}, t)
+	})
+	if fresh && rp.status == http.StatusOK {
+		path := s.prefix + "/"
+		rp.header.Add("Set-Cookie", (&http.Cookie{Name: s.cookieName(), Value: sess, Path: path, HttpOnly: true}).String())
+	}
+	return rp
+}
+
+// queueItemOf is Queue.getItem(Task): the job's first queued item, looking
+// at blocked, then buildable, then waiting items.
+func (s *Server) queueItemOf(j *item) *queueItem {
+	for _, st := range []qstate{qBlocked, qBuildable, qWaiting} {
+		for _, q := range s.queue {
+			if q.job == j && q.state == st {
+				return q
+			}
+		}
+	}
+	return nil
+}
+
+// visibleQueue is Queue.getItems: waiting items by due time, blocked items,
+// then buildable items newest first, keeping those the user can see.
+func (s *Server) visibleQueue(rc *reqCtx) []*queueItem {
+	var all []*queueItem
+	all = append(all, s.waitingInOrder()...)
+	all = append(all, s.inState(qBlocked)...)
+	b := s.inState(qBuildable)
+	slices.Reverse(b)
+	all = append(all, b...)
+	out := all[:0]
+	for _, q := range all {
+		if _, ok := rc.permOf(q.job); ok {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// why is Queue.Item.getWhy.
+func (s *Server) why(q *queueItem, now time.Time) string {
+	switch q.state {
+	case qWaiting:
+		if d := q.due.Sub(now); d >= 0 {
+			return "In the quiet period. Expires in " + timeSpan(d)
+		}
+		return "Finished waiting"
+	case qBlocked:
+		b := runningBuild(q.job)
+		if b == nil {
+			return "Waiting for next available executor"
+		}
+		eta := "N/A"
+		if est := estimatedDuration(q.job); est >= 0 {
+			if left := time.Duration(est)*time.Millisecond - now.Sub(b.start); left > 0 {
+				eta = timeSpan(left)
+			}
+		}
+		return "Build #" + strconv.Itoa(b.number) + " is already in progress (ETA:" + eta + ")"
+	case qBuildable:
+		return "Waiting for next available executor"
+	}
+	return ""
+}
+
+// timeSpan is Jenkins's Util.getTimeSpanString.
+func timeSpan(d time.Duration) string {
+	ms := d.Milliseconds()
+	const (
+		sec  = 1000
+		min  = 60 * sec
+		hour = 60 * min
+		day  = 24 * hour
+		mon  = 30 * day
+		year = 365 * day
+	)
+	pair := func(big int64, bigLabel string, small int64, smallLabel string) string {
+		text := unit(big, bigLabel)
+		if big < 10 {
+			text += " " + unit(small, smallLabel)
+		}
+		return text
+	}
+	years := ms / year
+	ms %= year
+	months := ms / mon
+	ms %= mon
+	days := ms / day
+	ms %= day
+	hours := ms / hour
+	ms %= hour
+	minutes := ms / min
+	ms %= min
+	seconds := ms / sec
+	millis := ms % sec
+	switch {
+	case years > 0:
+		return pair(years, "yr", months, "mo")
+	case months > 0:
+		return pair(months, "mo", days, "day")
+	case days > 0:
+		return pair(days, "day", hours, "hr")
+	case hours > 0:
+		return pair(hours, "hr", minutes, "min")
+	case minutes > 0:
+		return pair(minutes, "min", seconds, "sec")
+	case seconds >= 10:
+		return unit(seconds, "sec")
+	case seconds >= 1:
+		return strconv.FormatFloat(float64(seconds)+float64(millis/100)/10, 'f', -1, 64) + " sec"
+	case millis >= 100:
+		return strconv.FormatFloat(float64(millis/10)/100, 'f', -1, 64) + " sec"
+	}
+	return strconv.FormatInt(millis, 10) + " ms"
+}
+
+func unit(n int64, label string) string {
+	s := strconv.FormatInt(n, 10) + " " + label
+	if label == "day" && n != 1 {
+		s += "s"
+	}
+	return s
+}

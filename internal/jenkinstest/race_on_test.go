@@ -1,0 +1,5 @@
+//go:build race
+
+package jenkinstest
+
+const raceEnabled = true
