@@ -39,11 +39,15 @@ func FuzzParse(f *testing.F) {
 	noFiles := &ValidateOptions{ReadFile: func(string) ([]byte, error) { return nil, errors.New("no files in fuzzing") }}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, env)
-		if err != nil {
+		var ps Problems
+		if err != nil && !errors.As(err, &ps) {
 			if c != nil {
-				t.Fatalf("Parse returned a config and an error: %v", err)
+				t.Fatalf("Parse returned a config with a syntax error: %v", err)
 			}
 			return
+		}
+		if err != nil && c == nil {
+			t.Fatalf("Parse returned Problems without the partial config: %v", err)
 		}
 		for _, m := range []Mode{ModeServe, ModeCheck, ModeStdio, ModeAdmin, ModeLink, ModePolicy} {
 			_ = c.ValidateWith(m, noFiles)

@@ -20,7 +20,8 @@ import (
 // that nothing in this package reads the environment on its own.
 func OSGetenv(name string) (string, bool) { return os.LookupEnv(name) }
 
-// Load reads the config file at path and parses it with Parse.
+// Load reads the config file at path and parses it with Parse. Like Parse,
+// on Problems it also returns the partly decoded config.
 func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -28,7 +29,7 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 	}
 	c, err := parse(data, getenv)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
@@ -37,7 +38,8 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 // mistyped key in a security setting must not silently fall back to the
 // default: an unknown key, a duplicate key, a value of the wrong type or a
 // second YAML document is an error, and all such problems are returned
-// together as Problems, each naming the key and its line. An empty file
+// together as Problems, each naming the key and its line; the config is
+// then returned as well, holding every key that did decode. An empty file
 // gives the defaults; a key with an empty (null) value keeps its default.
 //
 // ${NAME} inside a string value (never in a key or a comment) is replaced
@@ -102,12 +104,14 @@ func parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 			}
 		}
 	}
-	if len(d.problems) > 0 {
-		return nil, d.problems
-	}
 	cfg.normalize()
 	if len(d.notes) > 0 {
 		cfg.envNotes = d.notes
+	}
+	if len(d.problems) > 0 {
+		// The keys that did decode are kept, so a caller such as
+		// check-config can validate them too and report every problem.
+		return cfg, d.problems
 	}
 	return cfg, nil
 }

@@ -121,7 +121,7 @@ func collect(prefix string, items []wireTreeItem, recursive bool, jobs *[]JobSum
 		if prefix != "" {
 			full = prefix + "/" + it.Name
 		}
-		if !it.hasJobs {
+		if it.Jobs == nil {
 			s := JobSummary{FullName: full, Class: it.Class, URL: it.URL, Color: it.Color, LastBuild: it.LastBuild.number()}
 			if it.Buildable != nil {
 				s.Buildable = *it.Buildable
@@ -132,14 +132,15 @@ func collect(prefix string, items []wireTreeItem, recursive bool, jobs *[]JobSum
 		if !recursive {
 			continue
 		}
-		if len(it.Jobs) > 0 && it.Jobs[0].URL == "" {
+		kids := *it.Jobs
+		if len(kids) > 0 && kids[0].URL == "" {
 			// Children cut at the depth limit: only names came back.
 			if p, err := jobpath.Parse(full); err == nil {
 				*deeper = append(*deeper, p)
 			}
 			continue
 		}
-		collect(full, it.Jobs, recursive, jobs, deeper)
+		collect(full, kids, recursive, jobs, deeper)
 	}
 }
 
@@ -217,23 +218,29 @@ func (c *Client) QueueItem(ctx context.Context, cred Credential, id int64) (*Que
 }
 
 // CancelQueueItem cancels a queued item. Jenkins answers 404 when the item
-// is gone or unseen, and 422 when the user may not cancel it; the latter is
-// reported as ErrForbidden with the Item.Cancel permission.
+// is gone or unseen, 422 when the user may not cancel it (reported as
+// ErrForbidden with the Item.Cancel permission), and 500 when the item
+// already left the queue (reported as ErrConflict once a second look at the
+// item confirms it).
 func (c *Client) CancelQueueItem(ctx context.Context, cred Credential, id int64) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	op := fmt.Sprintf("cancel queue item %d", id)
 	resp, err := c.post(ctx, call{op: op, rel: "queue/cancelItem", query: url.Values{"id": {strconv.FormatInt(id, 10)}}, cred: cred})
-	if err != nil {
-		if je, ok := err.(*Error); ok && je.Status == http.StatusUnprocessableEntity {
-			je.Err = ErrForbidden
-			je.RequiredPermission = "hudson.model.Item.Cancel"
-			je.Detail = ""
-		}
-		return err
+	if err == nil {
+		drain(resp)
+		return nil
 	}
-	drain(resp)
-	return nil
+	je, ok := err.(*Error)
+	switch {
+	case ok && je.Status == http.StatusUnprocessableEntity:
+		je.Err, je.RequiredPermission, je.Detail = ErrForbidden, "hudson.model.Item.Cancel", ""
+	case ok && je.Status == http.StatusInternalServerError:
+		if q, qerr := c.QueueItem(ctx, cred, id); qerr == nil && (q.State == QueueStarted || q.State == QueueCancelled) {
+			je.Err, je.Detail = ErrConflict, "the item already left the queue ("+string(q.State)+")"
+		}
+	}
+	return err
 }
 
 // buildRel is the path of a build: a number, or the lastBuild permalink when

@@ -259,35 +259,17 @@ func paramKind(typ, class string) string {
 	return ParamOther
 }
 
-// wireTreeItem is one item of a `jobs[...]` tree listing.
+// wireTreeItem is one item of a `jobs[...]` tree listing. Jobs is nil for
+// an item without a jobs list (a job), non-nil for a folder (empty when the
+// folder is).
 type wireTreeItem struct {
-	Class     string         `json:"_class"`
-	Name      string         `json:"name"`
-	URL       string         `json:"url"`
-	Color     string         `json:"color"`
-	Buildable *bool          `json:"buildable"`
-	LastBuild *buildRef      `json:"lastBuild"`
-	Jobs      []wireTreeItem `json:"jobs"` // nil: not a folder; empty: empty folder
-	hasJobs   bool
-}
-
-func (w *wireTreeItem) UnmarshalJSON(data []byte) error {
-	type plain wireTreeItem
-	var aux struct {
-		plain
-		Jobs json.RawMessage `json:"jobs"`
-	}
-	if err := json.Unmarshal(data, &aux); err != nil {
-		return err
-	}
-	*w = wireTreeItem(aux.plain)
-	if len(aux.Jobs) > 0 && string(aux.Jobs) != "null" {
-		w.hasJobs = true
-		if err := json.Unmarshal(aux.Jobs, &w.Jobs); err != nil {
-			return err
-		}
-	}
-	return nil
+	Class     string          `json:"_class"`
+	Name      string          `json:"name"`
+	URL       string          `json:"url"`
+	Color     string          `json:"color"`
+	Buildable *bool           `json:"buildable"`
+	LastBuild *buildRef       `json:"lastBuild"`
+	Jobs      *[]wireTreeItem `json:"jobs"`
 }
 
 type wireTree struct {

@@ -118,9 +118,12 @@ func checkSegment(seg string) error {
 			}
 		}
 	}
-	// Characters that compatibility-normalize to "/", "\" or "." (fullwidth
-	// solidus, one-dot leader, ...) are look-alikes used to fool readers and
-	// normalizing layers.
+	// Look-alikes of "/", "\\" and "." (division slash, fullwidth solidus,
+	// one-dot leader, ...) are used to fool readers of logs and policies,
+	// and some of them turn into the real thing under normalization.
+	if strings.ContainsAny(seg, lookAlikes) {
+		return segmentError("Unicode look-alike of \"/\", \"\\\" or \".\"")
+	}
 	if nf := norm.NFKC.String(seg); nf != seg {
 		if strings.ContainsAny(nf, "/\\") || nf == "." || nf == ".." || strings.HasSuffix(nf, ".") {
 			return segmentError("Unicode look-alike of \"/\", \"\\\" or \".\"")
@@ -128,6 +131,11 @@ func checkSegment(seg string) error {
 	}
 	return nil
 }
+
+// lookAlikes are characters that read as "/", "\\" or "." but are not.
+const lookAlikes = "\u2044\u2215\u2571\u29F8\uFF0F\u3033" + // slashes
+	"\u2216\u29F5\u29F9\uFE68\uFF3C" + // backslashes
+	"\u2024\u2025\u2026\uFE52\uFF0E" // dots
 
 // String returns the canonical path, segments joined by "/", no leading or
 // trailing slash. The root is "".

@@ -106,11 +106,11 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 			}
 			return Errorf(CodeForbidden, "Jenkins rejected the API token (HTTP 401); check the configured Jenkins user and token")
 		case errors.Is(je, jenkins.ErrConflict):
-			msg := fmt.Sprintf("Jenkins refused %s: the job is disabled or not buildable", what)
-			if je.Detail != "" {
-				msg += " (" + je.Detail + ")"
+			detail := je.Detail
+			if detail == "" {
+				detail = "the job is disabled or not buildable"
 			}
-			return Errorf(CodeConflict, "%s", msg)
+			return Errorf(CodeConflict, "Jenkins refused %s: %s", what, detail)
 		case errors.Is(je, jenkins.ErrBadRequest):
 			msg := fmt.Sprintf("Jenkins refused %s as invalid", what)
 			if je.Detail != "" {

@@ -166,8 +166,12 @@ func num(n int64) *int64 {
 }
 
 func jobOut(j *jenkins.Job, path jobpath.Path) *JobOut {
+	name := j.FullName // Jenkins's own spelling: names are case-insensitive there
+	if name == "" {
+		name = path.String()
+	}
 	out := &JobOut{
-		FullName: path.String(), URL: j.URL, Description: j.Description, Color: j.Color, Buildable: j.Buildable,
+		FullName: name, URL: j.URL, Description: j.Description, Color: j.Color, Buildable: j.Buildable,
 		Parameters: []Parameter{}, LastBuildNumber: num(j.LastBuild), LastSuccessfulBuildNumber: num(j.LastSuccessfulBuild),
 		LastFailedBuildNumber: num(j.LastFailedBuild), InQueue: j.InQueue, QueueID: num(j.QueueID),
 	}

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"context"
+
+	"github.com/butler-mcp/butler/internal/config"
+	"github.com/butler-mcp/butler/internal/server"
+)
+
+func runStdio(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "stdio", "--config FILE")
+	path := fs.String("config", "", "config file (`FILE`); JENKINS_USER and JENKINS_API_TOKEN fill jenkins.user and jenkins.api_token")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usagef("--config is required")
+	}
+	cfg, err := config.Load(*path, e.getenv)
+	if err != nil {
+		return err
+	}
+	cfg.ApplyStdioEnv(e.getenv)
+	if err := cfg.Validate(config.ModeStdio); err != nil {
+		return err
+	}
+	logger := server.NewLogger(e.stderr, cfg.Log) // stdout carries the protocol
+	s, err := server.NewStdioServer(cfg, version, logger)
+	if err != nil {
+		return err
+	}
+	return server.RunStdio(ctx, s)
+}
