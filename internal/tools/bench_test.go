@@ -77,19 +77,7 @@ func BenchmarkListAllJobs(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			server := mcp.NewServer(&mcp.Implementation{Name: "butler", Version: "bench"}, nil)
-			ts.Register(server)
-			st, ct := mcp.NewInMemoryTransports()
-			ss, err := server.Connect(context.Background(), st, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ss.Close()
-			cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), ct, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cs.Close()
+			cs := connect(b, ts)
 			args := &mcp.CallToolParams{Name: "list_all_jobs", Arguments: map[string]any{"limit": 500}}
 			sim.ResetRequests()
 			b.ReportAllocs()

@@ -103,20 +103,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := mcp.NewServer(&mcp.Implementation{Name: "butler", Version: "test"}, nil)
-	ts.Register(server)
-	st, ct := mcp.NewInMemoryTransports()
-	ctx := context.Background()
-	ss, err := server.Connect(ctx, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ss.Close() })
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, ct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cs.Close() })
+	cs := connect(t, ts)
 	return &testEnv{sim: sim, clock: clock, session: cs, audit: rec, jenkins: jc}
 }
 
@@ -125,6 +112,26 @@ func tokenOf(user string) string {
 		return tok
 	}
 	return "wrong-token"
+}
+
+// connect serves ts to an MCP client over in-memory transports.
+func connect(tb testing.TB, ts *tools.Toolset) *mcp.ClientSession {
+	tb.Helper()
+	server := mcp.NewServer(&mcp.Implementation{Name: "butler", Version: "test"}, nil)
+	ts.Register(server)
+	st, ct := mcp.NewInMemoryTransports()
+	ctx := context.Background()
+	ss, err := server.Connect(ctx, st, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ss.Close() })
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cs.Close() })
+	return cs
 }
 
 func scopesFor(tool string) []string {
