@@ -1,0 +1,147 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// probeToken is what the readiness probe asks about: no issuer issued it,
+// so any well-formed answer (active:false) shows the endpoint works.
+const probeToken = "butler-readiness-probe"
+
+// introspector holds the state of token introspection (RFC 7662).
+type introspector struct {
+	cache *lru[introAnswer] // answers, active or not, by token hash
+	group singleflight.Group
+
+	mu      sync.Mutex
+	lastErr error // of the latest call; nil after an answer
+	called  bool
+}
+
+// introAnswer is a checked answer: an identity, or why the token fails.
+type introAnswer struct {
+	id  *Identity
+	err *Error
+}
+
+func (in *introspector) record(err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.called, in.lastErr = true, err
+}
+
+// ready reports whether the latest call got an answer.
+func (in *introspector) ready() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case !in.called:
+		return errors.New("introspection endpoint not answered yet: first call in progress")
+	case in.lastErr != nil:
+		return fmt.Errorf("introspection endpoint not answering: %w", in.lastErr)
+	}
+	return nil
+}
+
+// introspect verifies an opaque token at the introspection endpoint,
+// through the cache; concurrent calls for one token make one request.
+func (v *Verifier) introspect(ctx context.Context, token string, key tokenKey) (*Identity, *Error) {
+	if a, ok := v.intro.cache.get(key, v.opts.Now()); ok {
+		return a.id, a.err
+	}
+	ch := v.intro.group.DoChan(string(key[:]), func() (any, error) {
+		return v.introspectUncached(context.WithoutCancel(ctx), token, key), nil
+	})
+	select {
+	case r := <-ch:
+		a := r.Val.(introAnswer)
+		return a.id, a.err
+	case <-ctx.Done():
+		return nil, unavailable("the request ended while the token was being introspected")
+	}
+}
+
+func (v *Verifier) introspectUncached(ctx context.Context, token string, key tokenKey) introAnswer {
+	c, err := v.callIntrospection(ctx, token)
+	v.intro.record(err)
+	if err != nil {
+		v.opts.Logger.WarnContext(ctx, "authn: token introspection failed", "err", err)
+		return introAnswer{err: unavailable("the token introspection endpoint cannot be reached")}
+	}
+	now := v.opts.Now()
+	a := v.checkAnswer(c, now)
+	until := now.Add(v.opts.intro.CacheTTL)
+	if a.id != nil && a.id.Expiry.Before(until) {
+		until = a.id.Expiry
+	}
+	v.intro.cache.put(key, a, until)
+	return a
+}
+
+// checkAnswer applies to an introspection answer (RFC 7662 §2.2) the checks
+// a JWT gets, for the members present.
+func (v *Verifier) checkAnswer(c claims, now time.Time) introAnswer {
+	if active, _ := c["active"].(bool); !active {
+		return introAnswer{err: invalid(ReasonInactive, "the authorization server says the token is not active")}
+	}
+	// An active refresh token must not pass for an access token. Ory Hydra
+	// says which it is in token_use; others may put it in token_type.
+	if use := c.string("token_use"); use != "" && use != "access_token" || strings.EqualFold(c.string("token_type"), "refresh_token") {
+		return introAnswer{err: invalid(ReasonTokenType, "the token is not an access token")}
+	}
+	id, err := v.opts.identity(c, now, false)
+	return introAnswer{id: id, err: err}
+}
+
+// callIntrospection asks the endpoint about token (RFC 7662 §2.1), with
+// HTTP Basic client authentication (RFC 6749 §2.3.1: the id and secret
+// form-urlencoded first). Its errors never contain the token.
+func (v *Verifier) callIntrospection(ctx context.Context, token string) (claims, error) {
+	cfg := v.opts.intro
+	ctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", cfg.URL, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if cfg.ClientID != "" {
+		req.SetBasicAuth(url.QueryEscape(cfg.ClientID), url.QueryEscape(cfg.ClientSecret))
+	}
+	resp, err := v.opts.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", cfg.URL, transportError(err))
+	}
+	defer resp.Body.Close()
+	body, err := readJSON(resp)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", cfg.URL, err)
+	}
+	c, err := decodeClaimsBytes(body)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: the answer is not a JSON object", cfg.URL)
+	}
+	if _, ok := c["active"].(bool); !ok {
+		return nil, fmt.Errorf("POST %s: the answer has no boolean active member (RFC 7662 §2.2)", cfg.URL)
+	}
+	return c, nil
+}
+
+// probeIntrospection checks the endpoint answers, for Ready when the
+// issuer publishes no keys and introspection is all there is.
+func (v *Verifier) probeIntrospection(ctx context.Context) error {
+	_, err := v.callIntrospection(ctx, probeToken)
+	v.intro.record(err)
+	return err
+}
