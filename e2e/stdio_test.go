@@ -246,7 +246,7 @@ func TestStdio_HostilePathsNeverReachJenkins(t *testing.T) {
 
 func TestDemo_StdioAsBob(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(butlerBin, "demo", "--user", "bob")
+	cmd := exec.Command(butlerBin, "demo", "--stdio", "--user", "bob")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

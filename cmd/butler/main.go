@@ -55,6 +55,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "run a Jenkins simulator with sample data and Butler, for trying Butler out", runDemo},
+		{"serve", "run the production server (Streamable HTTP)", runServe},
 		{"stdio", "serve MCP over stdin/stdout for one local user", runStdio},
 		{"check-config", "validate a config file and its policy", runCheckConfig},
 		{"version", "print the version", runVersion},

@@ -357,7 +357,7 @@ func (c *Config) Origins() []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(raw string) {
-		o, err := canonicalOrigin(raw)
+		o, err := CanonicalOrigin(raw)
 		if err != nil || seen[o] {
 			return
 		}
@@ -375,9 +375,11 @@ func (c *Config) Origins() []string {
 	return out
 }
 
-// canonicalOrigin parses an origin (scheme://host[:port], optionally with a
-// trailing "/") into its serialized form.
-func canonicalOrigin(raw string) (string, error) {
+// CanonicalOrigin parses an origin (scheme://host[:port], optionally with a
+// trailing "/") into its serialized form (RFC 6454 §6.1): scheme and host
+// lower-cased, default port dropped, so two spellings of one origin compare
+// equal. "null", wildcards and anything with a path are errors.
+func CanonicalOrigin(raw string) (string, error) {
 	if raw == "null" {
 		return "", errors.New("never allowed: it is the origin of sandboxed frames and local files, which any page can create")
 	}

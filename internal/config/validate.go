@@ -248,7 +248,7 @@ func (v *validator) server() {
 		v.checkURL("server.public_url", s.PublicURL, urlRule{secure: true, noQuery: true})
 	}
 	for i, o := range s.AllowedOrigins {
-		if _, err := canonicalOrigin(o); err != nil {
+		if _, err := CanonicalOrigin(o); err != nil {
 			v.add(fmt.Sprintf("server.allowed_origins[%d]", i), "%s: %v", showURL(o), err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
@@ -44,5 +45,50 @@ func (l Local) For(_ context.Context, p identity.Principal) (jenkins.Credential,
 // Linked reports whether p is the local user.
 func (l Local) Linked(ctx context.Context, p identity.Principal) (bool, error) {
 	_, err := l.For(ctx, p)
+	return err == nil, nil
+}
+
+// Memory holds users' Jenkins credentials in memory, keyed by user id. It
+// serves the demo, whose users' Jenkins tokens are known in advance, until
+// a persistent store is configured.
+type Memory struct {
+	mu    sync.RWMutex
+	creds map[string]jenkins.Credential
+}
+
+// NewMemory returns a Memory holding creds (user id → credential).
+func NewMemory(creds map[string]jenkins.Credential) *Memory {
+	m := &Memory{creds: map[string]jenkins.Credential{}}
+	for k, v := range creds {
+		m.creds[k] = v
+	}
+	return m
+}
+
+// Set stores (or replaces) a user's credential.
+func (m *Memory) Set(user string, c jenkins.Credential) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.creds[user] = c
+}
+
+// For returns the principal's credential. It must belong to the Jenkins
+// user the principal maps to: a credential is never used for anyone else.
+func (m *Memory) For(_ context.Context, p identity.Principal) (jenkins.Credential, error) {
+	if p.Guest || p.User == "" {
+		return jenkins.Credential{}, fmt.Errorf("credentials: guest: %w", ErrNotLinked)
+	}
+	m.mu.RLock()
+	c, ok := m.creds[p.User]
+	m.mu.RUnlock()
+	if !ok || (p.JenkinsUser != "" && c.User != p.JenkinsUser) {
+		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.User, ErrNotLinked)
+	}
+	return c, nil
+}
+
+// Linked reports whether the principal has a credential.
+func (m *Memory) Linked(ctx context.Context, p identity.Principal) (bool, error) {
+	_, err := m.For(ctx, p)
 	return err == nil, nil
 }

@@ -138,8 +138,9 @@ type Options struct {
 	// Logger receives debug lines about calls (never credentials).
 	Logger *slog.Logger
 	// Observe, if set, is told of every HTTP request made to Jenkins (for
-	// metrics): the operation, the status (0 when no answer) and duration.
-	Observe func(op string, status int, d time.Duration)
+	// metrics): the method, the status (0 when no answer) and duration. No
+	// job name is passed, so metric labels stay few.
+	Observe func(method string, status int, d time.Duration)
 }
 
 // Client talks to one Jenkins controller. It is safe for concurrent use.
@@ -272,10 +273,10 @@ func (c *Client) do(ctx context.Context, cl call) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	d := time.Since(start)
 	if err != nil {
-		c.observe(cl.op, 0, d)
+		c.observe(cl.method, 0, d)
 		return nil, transportError(ctx, cl.op, err)
 	}
-	c.observe(cl.op, resp.StatusCode, d)
+	c.observe(cl.method, resp.StatusCode, d)
 	c.log.DebugContext(ctx, "jenkins request", "op", cl.op, "method", cl.method, "status", resp.StatusCode, "duration", d, "user", cl.cred.User)
 	if resp.StatusCode < 400 {
 		return resp, nil
@@ -285,9 +286,9 @@ func (c *Client) do(ctx context.Context, cl call) (*http.Response, error) {
 	return nil, statusError(cl.op, resp, snippet)
 }
 
-func (c *Client) observe(op string, status int, d time.Duration) {
+func (c *Client) observe(method string, status int, d time.Duration) {
 	if c.opts.Observe != nil {
-		c.opts.Observe(op, status, d)
+		c.opts.Observe(method, status, d)
 	}
 }
 

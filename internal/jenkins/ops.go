@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
@@ -34,10 +35,13 @@ func (c *Client) Ping(ctx context.Context) (version string, err error) {
 		return "", &Error{Op: "ping", Err: ErrUnavailable, Detail: "cannot build request"}
 	}
 	req.Header.Set("User-Agent", c.opts.UserAgent)
+	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		c.observe(http.MethodGet, 0, time.Since(start))
 		return "", transportError(ctx, "ping", err)
 	}
+	c.observe(http.MethodGet, resp.StatusCode, time.Since(start))
 	drain(resp)
 	if resp.StatusCode >= 500 {
 		return "", &Error{Op: "ping", Status: resp.StatusCode, Err: ErrUnavailable}

@@ -50,7 +50,13 @@ type Deps struct {
 	// PollInterval is how often trigger_job polls the queue while waiting
 	// for a build to start. Default 500ms.
 	PollInterval time.Duration
-	Logger       *slog.Logger
+	// RequestMeta returns the request id and the caller's address of a
+	// call, for the audit record. Default: the id from ctx (or a new one)
+	// and the address from ctx.
+	RequestMeta func(ctx context.Context, extra *mcp.RequestExtra) (requestID, remoteAddr string)
+	// Observe, if set, is told of every call's outcome (for metrics).
+	Observe func(tool, outcome, code string, d time.Duration)
+	Logger  *slog.Logger
 }
 
 // Toolset is the set of Butler's tools, bound to their dependencies.
@@ -83,6 +89,12 @@ func New(deps Deps) (*Toolset, error) {
 	}
 	if deps.Audit == nil {
 		deps.Audit = audit.LogRecorder{Logger: deps.Logger}
+	}
+	if deps.RequestMeta == nil {
+		deps.RequestMeta = func(ctx context.Context, _ *mcp.RequestExtra) (string, string) {
+			_, id := requestid.Ensure(ctx)
+			return id, audit.RemoteAddr(ctx)
+		}
 	}
 	if deps.Authorizer == nil {
 		return nil, fmt.Errorf("tools: an Authorizer is required")
@@ -308,18 +320,19 @@ func schemaMessage(err error) string {
 func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, name string, class authz.Class,
 	prepare func(context.Context) (target, func(context.Context, *call) (any, error), error)) (*mcp.CallToolResult, error) {
 	start := t.deps.Now()
-	ctx, rid := requestid.Ensure(ctx)
+	rid, remote := t.deps.RequestMeta(ctx, req.GetExtra())
+	ctx = requestid.NewContext(ctx, rid)
 	p := t.deps.Principal(ctx, req.GetExtra())
 	rec := audit.Record{
 		Time: start.UTC(), RequestID: rid, User: p.Name(), JenkinsUser: p.JenkinsUser,
-		ClientID: p.ClientID, Tool: name, RemoteAddr: audit.RemoteAddr(ctx),
+		ClientID: p.ClientID, Tool: name, RemoteAddr: remote,
 	}
 	out, tg, err := t.run(ctx, req, p, rid, name, class, prepare)
 	rec.Resource = tg.resource
 	rec.DurationMS = t.deps.Now().Sub(start).Milliseconds()
 	if err == nil {
 		rec.Decision, rec.Reason = audit.Allow, "ok"
-		t.deps.Audit.Record(ctx, rec)
+		t.record(ctx, rec)
 		return success(out)
 	}
 	te := t.mapError(err, tg.whatOr(name), rid)
@@ -332,8 +345,16 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, name str
 	if IsDenial(te.Code) {
 		rec.Decision = audit.Deny
 	}
-	t.deps.Audit.Record(ctx, rec)
+	t.record(ctx, rec)
 	return failure(te), nil
+}
+
+// record writes the call's one audit record and its metrics.
+func (t *Toolset) record(ctx context.Context, rec audit.Record) {
+	t.deps.Audit.Record(ctx, rec)
+	if t.deps.Observe != nil {
+		t.deps.Observe(rec.Tool, rec.Decision, rec.Code, time.Duration(rec.DurationMS)*time.Millisecond)
+	}
 }
 
 func (tg target) whatOr(tool string) string {
