@@ -1,0 +1,159 @@
+package server_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/butler-mcp/butler/internal/config"
+	"github.com/butler-mcp/butler/internal/devidp"
+	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkinstest"
+	"github.com/butler-mcp/butler/internal/server"
+)
+
+type bearerRT struct {
+	token func() string
+}
+
+func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if tok := b.token(); tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// benchStack is Butler's whole HTTP stack in process, with a development IdP
+// and the Jenkins simulator.
+type benchStack struct {
+	url string
+	idp *devidp.Provider
+}
+
+func newBenchStack(b *testing.B, noAuth bool) *benchStack {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	butlerURL := "http://" + ln.Addr().String()
+	iln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	issuer := "http://" + iln.Addr().String()
+	idp, err := devidp.New(devidp.Options{Issuer: issuer, Users: []devidp.User{{ID: "alice", Name: "Alice"}},
+		Resources: []string{butlerURL + "/mcp"}, Scopes: []string{"jenkins:read", "jenkins:build"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	isrv := &http.Server{Handler: idp.Handler()}
+	go isrv.Serve(iln)
+	b.Cleanup(func() { isrv.Close(); idp.Close() })
+	sim := httptest.NewServer(jenkinstest.Sample(nil))
+	b.Cleanup(sim.Close)
+
+	cfg := config.Default()
+	cfg.Server.PublicURL = butlerURL
+	cfg.Server.Stateless = true
+	cfg.Auth.Issuer = issuer
+	cfg.Jenkins.URL = sim.URL + "/"
+	app, err := server.NewApp(context.Background(), cfg, server.AppOptions{
+		Version: "bench", NoAuth: noAuth,
+		NoAuthUser: identity.Principal{User: "alice", JenkinsUser: "alice", Scopes: []string{"jenkins:read", "jenkins:build"}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(app.Close)
+	srv := &http.Server{Handler: app.Handler}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	return &benchStack{url: butlerURL, idp: idp}
+}
+
+func (s *benchStack) mint(b *testing.B) string {
+	tok, err := s.idp.IssueToken(context.Background(), devidp.TokenRequest{User: "alice"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tok
+}
+
+func (s *benchStack) client(b *testing.B, token func() string) *mcp.ClientSession {
+	hc := &http.Client{Transport: bearerRT{token: token}}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).
+		Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: s.url + "/mcp", HTTPClient: hc}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// BenchmarkToolCallAuthentication measures the throughput of tools/call
+// get_current_time_info through the whole HTTP stack (chain, MCP, tool
+// wrapper) with concurrent callers: with a valid cached JWT, with a JWT
+// seen for the first time on every call (full signature check), and with
+// authentication off (the test-only switch), in the same run. Compare
+// ns/op (lower is faster; throughput is its inverse).
+func BenchmarkToolCallAuthentication(b *testing.B) {
+	params := &mcp.CallToolParams{Name: "get_current_time_info", Arguments: map[string]any{"timezone": "Europe/Paris"}}
+	// Each call makes ~700 KB of garbage (mostly the SDK's JSON decoding),
+	// so GC frequency, which grows with the live heap, would dominate the
+	// comparison: the first_seen variant holds thousands of pre-minted
+	// tokens. The same ballast in every variant keeps GC pacing equal.
+	ballast := make([]byte, 64<<20)
+	defer runtime.KeepAlive(ballast)
+	run := func(b *testing.B, cs *mcp.ClientSession) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				res, err := cs.CallTool(context.Background(), params)
+				if err != nil || res.IsError {
+					b.Errorf("call: %v %v", err, res)
+					return
+				}
+			}
+		})
+	}
+	b.Run("auth_off", func(b *testing.B) {
+		s := newBenchStack(b, true)
+		run(b, s.client(b, func() string { return "ignored-when-auth-is-off" }))
+	})
+	b.Run("jwt_cached", func(b *testing.B) {
+		s := newBenchStack(b, false)
+		tok := s.mint(b)
+		run(b, s.client(b, func() string { return tok }))
+	})
+	b.Run("jwt_first_seen", func(b *testing.B) {
+		s := newBenchStack(b, false)
+		// Every request carries a token Butler has not verified before;
+		// they are minted before the timer starts.
+		setup := s.mint(b)
+		var tokens []string
+		var next atomic.Int64
+		cs := s.client(b, func() string {
+			if i := int(next.Add(1)) - 1; i < len(tokens) {
+				return tokens[i]
+			}
+			return setup
+		})
+		tokens = make([]string, b.N+16)
+		for i := range tokens {
+			tokens[i] = s.mint(b)
+		}
+		next.Store(0)
+		run(b, cs)
+	})
+}
