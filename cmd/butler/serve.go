@@ -55,8 +55,8 @@ func serveApp(ctx context.Context, e *env, cfg *config.Config, app *server.App, 
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", app.Metrics)
-		go func() { _ = server.ListenAndServe(ctx, mln, mux, time.Second, logger) }()
+		go func() { _ = server.ListenAndServe(ctx, mln, mux, time.Second, logger, nil) }()
 	}
 	logger.Info("butler serving", "listen", ln.Addr().String(), "mcp", cfg.ResourceURL(), "stateless", cfg.Server.Stateless)
-	return server.ListenAndServe(ctx, ln, app.Handler, shutdownGrace, logger)
+	return server.ListenAndServe(ctx, ln, app.Handler, shutdownGrace, logger, app.Drain)
 }

@@ -18,8 +18,9 @@ const maxResponseBytes = 1 << 20
 // metadata is the part of the authorization server's metadata (RFC 8414 §2,
 // OpenID Connect Discovery 1.0 §3) that Butler uses.
 type metadata struct {
-	Issuer  string `json:"issuer"`
-	JWKSURI string `json:"jwks_uri"`
+	Issuer        string `json:"issuer"`
+	JWKSURI       string `json:"jwks_uri"`
+	TokenEndpoint string `json:"token_endpoint"`
 }
 
 // errNoJWKSURI says the issuer's metadata has no jwks_uri: it issues no
@@ -137,4 +138,27 @@ func transportError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// TokenEndpoint returns the issuer's token endpoint from its metadata
+// (discovered on first use and kept), for RFC 8693 token exchange.
+func (v *Verifier) TokenEndpoint(ctx context.Context) (string, error) {
+	v.mu.Lock()
+	md := v.md
+	v.mu.Unlock()
+	if md == nil {
+		var err error
+		if md, err = v.discover(ctx); err != nil {
+			return "", fmt.Errorf("authn: issuer metadata: %w", err)
+		}
+		v.mu.Lock()
+		if v.md == nil {
+			v.md = md
+		}
+		v.mu.Unlock()
+	}
+	if md.TokenEndpoint == "" || checkURL(md.TokenEndpoint) != nil {
+		return "", errors.New("authn: the issuer's metadata has no usable token_endpoint")
+	}
+	return md.TokenEndpoint, nil
 }

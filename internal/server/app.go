@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authn"
@@ -42,6 +45,26 @@ type App struct {
 	// Metrics serves /metrics, for server.metrics_listen.
 	Metrics  http.Handler
 	verifier *authn.Verifier
+	mcp      *mcp.Server
+	inflight *atomic.Int64
+}
+
+// Drain waits for the tool calls in flight to finish, then closes every MCP
+// session, which ends the clients' long-lived event streams so a graceful
+// shutdown does not wait for them.
+func (a *App) Drain(ctx context.Context) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for a.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	for ss := range a.mcp.Sessions() {
+		_ = ss.Close()
+	}
 }
 
 // Close stops background work (key refresh).
@@ -103,8 +126,9 @@ func NewApp(ctx context.Context, cfg *config.Config, o AppOptions) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	app.Handler = NewHTTPHandler(HTTPDeps{
-		Config: cfg, Verifier: verifier, MCP: NewMCPServer(ts, o.Version, logger), Tools: ts, Authz: az,
+	app.mcp = NewMCPServer(ts, o.Version, logger)
+	app.Handler, app.inflight = newHTTPHandler(HTTPDeps{
+		Config: cfg, Verifier: verifier, MCP: app.mcp, Tools: ts, Authz: az,
 		Audit: rec, Metrics: m, Logger: logger, NoAuth: o.NoAuth, NoAuthUser: o.NoAuthUser, Now: time.Now,
 	})
 	return app, nil

@@ -135,7 +135,8 @@ func (h *httpServer) authenticate(next http.Handler) http.Handler {
 			h.d.Logger.WarnContext(ctx, "cannot map user to a Jenkins user", "user", id.User, "err", err)
 			jenkinsUser = ""
 		}
-		p := identity.Principal{User: id.User, JenkinsUser: jenkinsUser, Groups: id.Groups, Scopes: id.Scopes, ClientID: id.ClientID}
+		p := identity.Principal{User: id.User, JenkinsUser: jenkinsUser, Groups: id.Groups, Scopes: id.Scopes, ClientID: id.ClientID,
+			AccessToken: identity.Token(token)}
 		// Step-up: a tools/call needs its tool's scopes (CONTRACT §8: only
 		// tools/call checks them, so a client can still list and discover).
 		for _, c := range calls {

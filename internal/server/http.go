@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -67,13 +68,18 @@ type HTTPDeps struct {
 // RFC 9728 metadata, health, readiness and (unless served elsewhere)
 // metrics.
 func NewHTTPHandler(d HTTPDeps) http.Handler {
+	h, _ := newHTTPHandler(d)
+	return h
+}
+
+func newHTTPHandler(d HTTPDeps) (http.Handler, *atomic.Int64) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
 	cfg := d.Config
 	resourceMetadataURL := cfg.Server.PublicURL + "/.well-known/oauth-protected-resource/mcp"
 	h := &httpServer{d: d, cfg: cfg, metadataURL: resourceMetadataURL, origins: cfg.Origins(),
-		sessions: newSessionOwners(30 * time.Minute)}
+		sessions: newSessionOwners(30 * time.Minute), inflight: new(atomic.Int64)}
 
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return d.MCP }, &mcp.StreamableHTTPOptions{
 		Stateless:           cfg.Server.Stateless,
@@ -107,7 +113,7 @@ func NewHTTPHandler(d HTTPDeps) http.Handler {
 		h.limitBody,
 		h.authenticate,
 	))
-	return chain(mux, h.withRequestID, h.logRequests)
+	return chain(mux, h.withRequestID, h.logRequests), h.inflight
 }
 
 // chain applies middleware so that the first one listed runs first.
@@ -119,6 +125,7 @@ func chain(h http.Handler, mw ...func(http.Handler) http.Handler) http.Handler {
 }
 
 type httpServer struct {
+	inflight    *atomic.Int64 // POSTs to /mcp being served
 	d           HTTPDeps
 	cfg         *config.Config
 	metadataURL string
@@ -220,6 +227,10 @@ func (h *httpServer) mcpHandler(streamable http.Handler) http.Handler {
 	}, &auth.RequireBearerTokenOptions{ClockSkew: h.cfg.Auth.ClockSkew})
 	withToken := inject(streamable)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			h.inflight.Add(1)
+			defer h.inflight.Add(-1)
+		}
 		p, _ := identity.FromContext(r.Context())
 		if !h.cfg.Server.Stateless {
 			var ok bool
@@ -306,10 +317,11 @@ func writeJSONError(w http.ResponseWriter, status int, code, description string)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
 }
 
-// ListenAndServe serves h on addr until ctx ends, then shuts down
+// ListenAndServe serves h on ln until ctx ends, then shuts down
 // gracefully: it stops accepting, lets in-flight calls finish (up to
-// grace), and returns.
-func ListenAndServe(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, logger *slog.Logger) error {
+// grace), and returns. drain, if set, runs alongside the shutdown to end
+// long-lived streams that would otherwise hold it until grace runs out.
+func ListenAndServe(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, logger *slog.Logger, drain func(context.Context)) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -327,6 +339,9 @@ func ListenAndServe(ctx context.Context, ln net.Listener, h http.Handler, grace 
 	logger.Info("shutting down: finishing in-flight requests", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	if drain != nil {
+		go drain(sctx)
+	}
 	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("grace period over: closing remaining connections")

@@ -238,10 +238,19 @@ func add[In, Out any](t *Toolset, s spec[In, Out]) error {
 	if err != nil {
 		return fmt.Errorf("tools: %s input schema: %w", s.name, err)
 	}
-	out, err := jsonschema.For[Out](nil)
+	result, err := jsonschema.For[Out](nil)
 	if err != nil {
 		return fmt.Errorf("tools: %s output schema: %w", s.name, err)
 	}
+	// A failed call's structuredContent is {"error": {...}} (CONTRACT §4);
+	// the output schema admits it, so clients that validate structured
+	// content against the schema (the TypeScript SDK does, even when
+	// isError is set) still hand the error to the model.
+	errShape, err := jsonschema.For[errorResult](nil)
+	if err != nil {
+		return fmt.Errorf("tools: error schema: %w", err)
+	}
+	out := &jsonschema.Schema{Type: "object", AnyOf: []*jsonschema.Schema{result, errShape}}
 	tool := &mcp.Tool{
 		Name:         s.name,
 		Title:        s.title,
@@ -403,11 +412,16 @@ func success(out any) (*mcp.CallToolResult, error) {
 	}, nil
 }
 
+// errorResult is the structured content of a failed call.
+type errorResult struct {
+	Error *Error `json:"error"`
+}
+
 func failure(e *Error) *mcp.CallToolResult {
 	return &mcp.CallToolResult{
 		IsError:           true,
 		Content:           []mcp.Content{&mcp.TextContent{Text: e.Code + ": " + e.Message}},
-		StructuredContent: map[string]any{"error": e},
+		StructuredContent: errorResult{Error: e},
 	}
 }
 
