@@ -65,8 +65,13 @@ func nodeBinary(dir string) string {
 // directory, and returns its MCP and identity-provider URLs once Butler
 // answers.
 func startDemo(t *testing.T, addr string) (mcpURL, idpURL string) {
+	return startDemoIn(t, addr, t.TempDir())
+}
+
+// startDemoIn is startDemo with the given HOME, so that `butler demo token`
+// run with the same HOME finds the running demo.
+func startDemoIn(t *testing.T, addr, home string) (mcpURL, idpURL string) {
 	t.Helper()
-	home := t.TempDir()
 	cmd := exec.Command(butlerBin, "demo", "--listen", addr)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, "cache"))
 	stderr := &syncBuffer{}

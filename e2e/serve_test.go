@@ -487,3 +487,38 @@ func readLines(r io.Reader, out chan<- string) {
 	}
 	close(out)
 }
+
+// TestDemo_TokenForCurl: while `butler demo` runs, `butler demo token`
+// prints a bearer token for a demo user that Butler accepts, with that
+// user's identity and permissions.
+func TestDemo_TokenForCurl(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	addr := freeAddr(t)
+	mcpURL, _ := startDemoIn(t, addr, home)
+	env := []string{"HOME=" + home, "XDG_CACHE_HOME=" + home + "/cache"}
+	out, stderr, code := runButler(t, env, "demo", "token", "--user", "bob")
+	if code != 0 || strings.Count(strings.TrimSpace(out), ".") != 2 {
+		t.Fatalf("demo token: exit %d, %q %s", code, out, stderr)
+	}
+	cs, err := connectHTTP(t, strings.TrimSuffix(mcpURL, "/mcp"), strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who := callTool(t, cs, "whoami", nil); who.out["user"] != "bob" || who.out["jenkins_linked"] != true {
+		t.Errorf("whoami with bob's demo token: %v", who.out)
+	}
+	if r := callTool(t, cs, "trigger_job", map[string]any{"job": "frontend/web-app"}); !r.isError || !strings.HasPrefix(r.text, "forbidden: ") {
+		t.Errorf("bob triggering: %v", r.text)
+	}
+	// A read-only token: the scope step-up challenge.
+	ro, _, _ := runButler(t, env, "demo", "token", "--user", "alice", "--scope", "jenkins:read")
+	resp := rawMCP(t, strings.TrimSuffix(mcpURL, "/mcp"), map[string]string{"Authorization": "Bearer " + strings.TrimSpace(ro)},
+		toolCallBody("trigger_job", map[string]any{"job": "frontend/web-app"}))
+	if resp.StatusCode != 403 {
+		t.Errorf("read-only demo token calling trigger_job: %d", resp.StatusCode)
+	}
+	if _, stderr, code := runButler(t, []string{"HOME=" + t.TempDir(), "XDG_CACHE_HOME=" + t.TempDir()}, "demo", "token", "--user", "bob"); code != 1 || !strings.Contains(stderr, "no demo is running") {
+		t.Errorf("demo token without a demo: exit %d %q", code, stderr)
+	}
+}
