@@ -1,10 +1,57 @@
 // Package authz is Butler's authorization choke point. Every tools/call
-// asks Decide, and tools/list asks it to filter, so no tool can skip a
-// check. A decision is taken in the order of CONTRACT §5 and the first
-// denial is final: authentication (guests reach only guest tools), then
-// OAuth scope, then policy. Jenkins's own permission is the last gate and is
-// enforced by calling Jenkins with the user's credential, outside this
-// package.
+// asks Decide, and tools/list asks Visible to filter, so no tool can skip a
+// check.
+//
+// # Decision order
+//
+// A decision is taken in the order of CONTRACT §5 and the first denial is
+// final:
+//
+//  1. Authentication: a guest reaches only guest-class tools, and a
+//     non-guest must name a user (CodeUnauthenticated).
+//  2. OAuth scope: the token must grant every scope Options.ToolScopes
+//     returns for the tool (CodeInsufficientScope). Local (stdio)
+//     principals have no token and skip this step.
+//  3. Policy: one cedar.Authorize call over the Cedar policy set
+//     (CodeForbidden). Deny unless some permit is satisfied and no forbid
+//     is; any evaluation error in any policy is a denial too, with the
+//     error in the reason.
+//
+// Jenkins's own permission is the last gate and is enforced by calling
+// Jenkins with the user's credential, outside this package.
+//
+// # Entity model
+//
+// The policy sees (CONTRACT §5):
+//
+//   - principal: User::"<user>" whose parents are Group::"<g>" for each
+//     group of the token, or Guest::"anonymous" for a request without a
+//     token. A local (stdio) principal is User::"<jenkins user>" with no
+//     groups, and the policy applies to it as to anyone.
+//   - action: Action::"<tool>", whose parent is Action::"write" for the
+//     tools that change Jenkins (trigger_job, stop_build,
+//     cancel_queue_item, and any tool of ClassSensitive) and
+//     Action::"read" for every other tool.
+//   - resource: Job::"<canonical full path>" whose parents are
+//     Folder::"<ancestor>" for each folder above it ("a/b/c" is in
+//     Folder::"a" and Folder::"a/b"; Folder::"a/b" is itself in
+//     Folder::"a"); for list_all_jobs with a folder, Folder::"<folder>"
+//     with its ancestors; Server::"butler" when the call names no job (the
+//     queue tools included: a queue item is not tied to a job here).
+//   - context: {scopes: Set<String>, client_id: String, parameters:
+//     Record}. parameters are a trigger's build parameters: JSON strings
+//     are String, booleans Bool, integral numbers Long, other numbers the
+//     String Butler sends Jenkins ("1.5"), arrays and objects the String of
+//     their JSON text; null values are left out. Other tools have an empty
+//     record, so a policy must test `context.parameters has X` before
+//     reading X, or the evaluation error denies the call.
+//
+// Entity ids are matched exactly, as Cedar does: Job::"PROD/deploy" is not
+// in Folder::"prod". Jenkins looks item names up without regard to case,
+// so the caller must give Decide the path as Jenkins spells it (its
+// fullName) before asking; this package parses the path with jobpath, so a
+// path can never name another folder by its spelling ("a/../prod" is
+// refused, "a%2Fb" is one segment).
 package authz
 
 import (
@@ -12,6 +59,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	cedar "github.com/cedar-policy/cedar-go"
 
 	"github.com/butler-mcp/butler/internal/identity"
 )
@@ -27,6 +76,7 @@ const (
 	ClassSensitive                  // changes Jenkins as the user (trigger, stop, cancel)
 )
 
+// String returns the class name used in docs and messages.
 func (c Class) String() string {
 	switch c {
 	case ClassGuest:
@@ -53,7 +103,8 @@ type Request struct {
 	Principal identity.Principal
 	Tool      string
 	Class     Class
-	// Job is the canonical job path the call is about, "" when none.
+	// Job is the canonical job path the call is about, "" when none. For
+	// list_all_jobs it is the folder listed.
 	Job string
 	// Parameters are a trigger's build parameters (policy context).
 	Parameters map[string]any
@@ -64,12 +115,17 @@ type Decision struct {
 	Allow bool
 	// Code says which check denied: CodeUnauthenticated,
 	// CodeInsufficientScope or CodeForbidden. Empty when allowed.
-	Code   string
+	Code string
+	// Reason says why, naming the tool, the resource and the policies; it
+	// never carries a token or a parameter value.
 	Reason string
 	// RequiredScopes are the scopes the call needs (for the
 	// insufficient_scope challenge), set when Code is CodeInsufficientScope.
 	RequiredScopes []string
-	// Policies are the ids of the policies that decided, when a policy did.
+	// Policies are the ids of the policies that decided, when a policy
+	// did: the satisfied permits of an allow, the satisfied forbids of a
+	// forbid, the policies whose evaluation failed for an error denial,
+	// none for a default denial (no permit satisfied).
 	Policies []string
 }
 
@@ -78,50 +134,281 @@ type Options struct {
 	// ToolScopes returns the OAuth scopes a tool needs (all of them).
 	// Nil: no tool needs a scope.
 	ToolScopes func(tool string) []string
+	// Policy is the Cedar policy source (the content of policy.file). Nil:
+	// the built-in DefaultPolicy. A non-nil source with no policy in it
+	// (an empty file) is an error, not the default: an operator who names
+	// a file means that file.
+	Policy []byte
+	// PolicyName names the policy in positions and messages, typically the
+	// file's name. Default "policy.cedar", or "default.cedar" for the
+	// built-in policy.
+	PolicyName string
 }
 
-// Authorizer takes decisions. It is safe for concurrent use.
+// Authorizer takes decisions. It is safe for concurrent use: it holds only
+// values computed by its constructor.
 type Authorizer struct {
 	toolScopes func(string) []string
+	name       string
+	policies   policyList
+	probes     probeSet
+	// broken is why the policy could not be loaded (New only); every
+	// policy step then denies, so a bad policy fails closed.
+	broken error
 }
 
-// New returns an Authorizer.
+// New returns an Authorizer. It cannot fail: if opts.Policy does not
+// compile, the Authorizer denies every call at the policy step with the
+// compile error as the reason. Use NewWithPolicy to see that error when
+// loading a policy file.
 func New(opts *Options) *Authorizer {
-	a := &Authorizer{toolScopes: func(string) []string { return nil }}
-	if opts != nil && opts.ToolScopes != nil {
-		a.toolScopes = opts.ToolScopes
+	a, err := NewWithPolicy(opts)
+	if err != nil {
+		a.broken = err
 	}
 	return a
 }
 
-// Decide answers whether req may run. Local (stdio) principals have no
-// OAuth token, so scopes are not checked for them.
+// NewWithPolicy returns an Authorizer for opts.Policy (the built-in default
+// when nil), or the problems ValidatePolicy reports for it. On error the
+// returned Authorizer is non-nil and denies every call at the policy step.
+func NewWithPolicy(opts *Options) (*Authorizer, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	a := &Authorizer{toolScopes: func(string) []string { return nil }}
+	if o.ToolScopes != nil {
+		a.toolScopes = o.ToolScopes
+	}
+	src := o.Policy
+	a.name = o.PolicyName
+	if src == nil {
+		src = defaultPolicy
+		if a.name == "" {
+			a.name = defaultPolicyName
+		}
+	}
+	if a.name == "" {
+		a.name = "policy.cedar"
+	}
+	pl, err := compile(src, a.name)
+	if err != nil {
+		a.broken = err
+		return a, err
+	}
+	a.policies = pl
+	a.probes = newProbeSet(pl)
+	return a, nil
+}
+
+// PolicyName is the name the Authorizer's policy is known by in messages.
+func (a *Authorizer) PolicyName() string { return a.name }
+
+// NamesItems reports whether some policy names a Job or Folder entity.
+// Cedar compares those ids exactly while Jenkins resolves item names
+// case-insensitively, so callers must then decide on Jenkins's own
+// spelling of a path (its fullName), not the caller's.
+func (a *Authorizer) NamesItems() bool { return a.probes.namesItems }
+
+// PolicyIDs returns the ids of the loaded policies, in source order.
+func (a *Authorizer) PolicyIDs() []string {
+	ids := make([]string, len(a.policies))
+	for i, p := range a.policies {
+		ids[i] = string(p.id)
+	}
+	return ids
+}
+
+// Decide answers whether req may run, checking authentication, then
+// scopes, then the policy (see the package doc). Local (stdio) principals
+// have no OAuth token, so scopes are not checked for them.
 func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
+	d, _ := a.decide(req)
+	return d
+}
+
+// Stages of a decision, as Explanation.Stage reports them.
+const (
+	StageAuthentication = "authentication"
+	StageScope          = "scope"
+	StagePolicy         = "policy"
+)
+
+// decide runs the checks in order and says which stage decided.
+func (a *Authorizer) decide(req Request) (Decision, string) {
 	if d, done := a.authenticate(req); done {
-		return d
+		return d, StageAuthentication
 	}
-	if !req.Principal.Guest && !req.Principal.Local {
-		need := a.toolScopes(req.Tool)
-		var missing []string
-		for _, s := range need {
-			if !req.Principal.HasScope(s) {
-				missing = append(missing, s)
+	if d, done := a.checkScopes(req); done {
+		return d, StageScope
+	}
+	d, _, _ := a.policyStep(req)
+	return d, StagePolicy
+}
+
+func (a *Authorizer) checkScopes(req Request) (Decision, bool) {
+	if req.Principal.Guest || req.Principal.Local {
+		return Decision{}, false
+	}
+	need := a.toolScopes(req.Tool)
+	var missing []string
+	for _, s := range need {
+		if !req.Principal.HasScope(s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) == 0 {
+		return Decision{}, false
+	}
+	return Decision{Code: CodeInsufficientScope, RequiredScopes: slices.Clone(need),
+		Reason: fmt.Sprintf("the token lacks scope %s needed by %s", strings.Join(missing, ", "), req.Tool)}, true
+}
+
+// buildRequest turns req into a Cedar request and its entities.
+func buildRequest(req Request) (*cedarRequest, error) {
+	res, resEnts, err := resourceEntities(req.Tool, req.Job)
+	if err != nil {
+		return nil, err
+	}
+	pe := principalEntity(req.Principal)
+	ae := actionEntity(req.Tool, req.Class)
+	ents := make(entityList, 0, 2+len(resEnts))
+	ents = append(ents, pe, ae)
+	ents = append(ents, resEnts...)
+	return &cedarRequest{
+		req: cedar.Request{
+			Principal: pe.UID,
+			Action:    ae.UID,
+			Resource:  res,
+			Context:   contextRecord(req.Principal, req.Parameters),
+		},
+		entities: ents,
+	}, nil
+}
+
+// policyStep evaluates the policy set. It returns the Cedar request (nil
+// when it could not be built) and Cedar's diagnostic for Explain.
+func (a *Authorizer) policyStep(req Request) (Decision, *cedarRequest, cedar.Diagnostic) {
+	if a.broken != nil {
+		return Decision{Code: CodeForbidden, Reason: fmt.Sprintf("%s denied: the policy could not be loaded: %s",
+			req.Tool, strings.ReplaceAll(a.broken.Error(), "\n", "; "))}, nil, cedar.Diagnostic{}
+	}
+	cr, err := buildRequest(req)
+	if err != nil {
+		// The tools layer parses paths before asking, so this is a bug or
+		// a new caller; deny rather than guess a resource.
+		return Decision{Code: CodeForbidden, Reason: fmt.Sprintf("%s denied: %v", req.Tool, err)}, nil, cedar.Diagnostic{}
+	}
+	dec, diag := cedar.Authorize(a.policies, cr.entities, cr.req)
+	return a.judge(req, cr, dec, diag), cr, diag
+}
+
+// judge turns Cedar's answer into a Decision. A satisfied forbid wins;
+// then any evaluation error denies (Cedar itself would skip the failing
+// policy, which could let a broken forbid fail open); then a satisfied
+// permit allows; else nothing permits the call.
+func (a *Authorizer) judge(req Request, cr *cedarRequest, dec cedar.Decision, diag cedar.Diagnostic) Decision {
+	res := cr.req.Resource.String()
+	ids := func() []string {
+		out := make([]string, len(diag.Reasons))
+		for i, r := range diag.Reasons {
+			out[i] = string(r.PolicyID)
+		}
+		return out
+	}
+	switch {
+	case dec == cedar.Deny && len(diag.Reasons) > 0:
+		p := ids()
+		return Decision{Code: CodeForbidden, Policies: p,
+			Reason: fmt.Sprintf("%s %s %s %s on %s", policyWord(p), strings.Join(p, ", "), verb(len(p), "forbids", "forbid"), req.Tool, res)}
+	case len(diag.Errors) > 0:
+		p := make([]string, 0, len(diag.Errors))
+		msgs := make([]string, 0, len(diag.Errors))
+		for _, e := range diag.Errors {
+			if !slices.Contains(p, string(e.PolicyID)) {
+				p = append(p, string(e.PolicyID))
 			}
+			msgs = append(msgs, fmt.Sprintf("%s (%s): %s", e.PolicyID, position(e.Position), redact(e.Message, req.Parameters)))
 		}
-		if len(missing) > 0 {
-			return Decision{Code: CodeInsufficientScope, RequiredScopes: slices.Clone(need),
-				Reason: fmt.Sprintf("the token lacks scope %s needed by %s", strings.Join(missing, ", "), req.Tool)}
+		return Decision{Code: CodeForbidden, Policies: p,
+			Reason: fmt.Sprintf("%s on %s denied: policy evaluation failed: %s", req.Tool, res, strings.Join(msgs, "; "))}
+	case dec == cedar.Allow:
+		p := ids()
+		return Decision{Allow: true, Policies: p,
+			Reason: fmt.Sprintf("%s %s %s %s on %s", policyWord(p), strings.Join(p, ", "), verb(len(p), "permits", "permit"), req.Tool, res)}
+	}
+	return Decision{Code: CodeForbidden,
+		Reason: fmt.Sprintf("no policy permits %s on %s for %s", req.Tool, res, cr.req.Principal)}
+}
+
+func policyWord(ids []string) string {
+	if len(ids) == 1 {
+		return "policy"
+	}
+	return "policies"
+}
+
+func verb(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// position formats a policy position as "file:line:col".
+func position(p cedar.Position) string {
+	if p.Line == 0 {
+		return p.Filename
+	}
+	return fmt.Sprintf("%s:%d:%d", p.Filename, p.Line, p.Column)
+}
+
+// redact removes the string parameter values from an evaluation error
+// message: an extension call on a parameter (decimal(context.parameters.X))
+// may quote its argument, and a parameter may be a password. Values of one
+// or two characters are left, since replacing them would garble the
+// message and they hide nothing.
+func redact(msg string, params map[string]any) string {
+	for _, v := range params {
+		if s, ok := v.(string); ok && len(s) >= 3 {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
 		}
 	}
-	return Decision{Allow: true, Reason: "allowed"}
+	return msg
 }
 
 // Visible reports whether the principal may see tool in tools/list: the
-// same checks as Decide except scopes, so a client can still discover a
-// tool and step up to the scope it needs.
+// authentication check, then whether the policy lets the principal call
+// the tool on some resource. Scopes are not checked (CONTRACT §8), so a
+// client can still discover a tool and step up to the scope it needs.
+//
+// "Some resource" is approximated by a few representative resources taken
+// from the policy itself (see probeSet): enough for policies whose
+// resource constraints are entity equality and folder hierarchy. The
+// context is the principal's own scopes and client id with no parameters;
+// a policy whose evaluation fails on that context is skipped, as Cedar
+// does, rather than hiding the tool (Decide still denies such a call).
 func (a *Authorizer) Visible(ctx context.Context, p identity.Principal, tool string, class Class) bool {
-	d, done := a.authenticate(Request{Principal: p, Tool: tool, Class: class})
-	return !done || d.Allow
+	if d, done := a.authenticate(Request{Principal: p, Tool: tool, Class: class}); done {
+		return d.Allow
+	}
+	if a.broken != nil {
+		return false
+	}
+	pe := principalEntity(p)
+	ae := actionEntity(tool, class)
+	cctx := contextRecord(p, nil)
+	ents := make(entityList, 0, 8)
+	for _, pr := range a.probes.forTool(tool) {
+		ents = append(ents[:0], pe, ae)
+		ents = append(ents, pr.entities...)
+		dec, _ := cedar.Authorize(a.policies, ents, cedar.Request{Principal: pe.UID, Action: ae.UID, Resource: pr.resource, Context: cctx})
+		if dec == cedar.Allow {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *Authorizer) authenticate(req Request) (Decision, bool) {
