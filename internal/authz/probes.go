@@ -50,9 +50,9 @@ type probeSet struct {
 	// the exact (case-sensitive) job path.
 	namesItems bool
 	server     []probe // Server::"butler" alone
-	jobs    []probe
-	listing []probe // the server and the folders, for list_all_jobs
-	all     []probe
+	jobs       []probe
+	listing    []probe // the server and the folders, for list_all_jobs
+	all        []probe
 }
 
 func newProbeSet(pl policyList) probeSet {
