@@ -2,6 +2,7 @@ package jenkins
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -296,4 +297,69 @@ func (c *Client) TestReport(ctx context.Context, cred Credential, job jobpath.Pa
 	defer cancel()
 	return getJSON(ctx, c, call{op: "get test report of " + buildName(job, number), rel: buildRel(job, number) + "testReport/api/json",
 		query: url.Values{"tree": {testTree}}, cred: cred}, ParseTestReport)
+}
+
+// CanonicalPath asks Jenkins for an item's own spelling of its path (its
+// fullName). Jenkins looks item names up case-insensitively, so
+// "PROD/Deploy" reaches "prod/deploy"; whoever decides on paths (a policy)
+// must decide on Jenkins's spelling. An item the user cannot see is
+// ErrNotFound, as for any other read.
+func (c *Client) CanonicalPath(ctx context.Context, cred Credential, item jobpath.Path) (jobpath.Path, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	op := fmt.Sprintf("resolve %q", item.String())
+	name, err := getJSON(ctx, c, call{op: op, rel: item.URLPath() + "api/json",
+		query: url.Values{"tree": {"fullName"}}, cred: cred}, func(data []byte) (string, error) {
+		var v struct {
+			FullName string `json:"fullName"`
+		}
+		if err := json.Unmarshal(data, &v); err != nil {
+			return "", err
+		}
+		return v.FullName, nil
+	})
+	if err != nil {
+		return jobpath.Path{}, err
+	}
+	p, err := jobpath.Parse(name)
+	if err != nil {
+		return jobpath.Path{}, &Error{Op: op, Err: ErrUnavailable, Detail: "Jenkins reported a full name Butler cannot use"}
+	}
+	return p, nil
+}
+
+// PathFromURL returns the job path of an item URL Jenkins reported (a
+// queue item's task url), when it lies under the client's base URL. It
+// never requests the URL.
+func (c *Client) PathFromURL(raw string) (jobpath.Path, bool) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return jobpath.Path{}, false
+	}
+	rest, ok := strings.CutPrefix(u.EscapedPath(), c.base.EscapedPath())
+	if !ok || (u.Host != "" && !strings.EqualFold(u.Host, c.base.Host)) {
+		return jobpath.Path{}, false
+	}
+	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	if len(parts) == 0 || len(parts)%2 != 0 {
+		return jobpath.Path{}, false
+	}
+	var segs []string
+	for i := 0; i < len(parts); i += 2 {
+		if parts[i] != "job" {
+			return jobpath.Path{}, false
+		}
+		seg, err := url.PathUnescape(parts[i+1])
+		if err != nil {
+			return jobpath.Path{}, false
+		}
+		segs = append(segs, seg)
+	}
+	p, err := jobpath.Parse(strings.Join(segs, "/"))
+	if err != nil || strings.Join(p.Segments(), "\x00") != strings.Join(segs, "\x00") {
+		// A segment holding "/" (a multibranch %2F decoded) would be
+		// split by Parse: refuse rather than guess.
+		return jobpath.Path{}, false
+	}
+	return p, true
 }

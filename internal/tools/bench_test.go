@@ -77,7 +77,7 @@ func BenchmarkListAllJobs(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			cs := connect(b, ts)
+			cs := connect(b, ts, nil)
 			args := &mcp.CallToolParams{Name: "list_all_jobs", Arguments: map[string]any{"limit": 500}}
 			sim.ResetRequests()
 			b.ReportAllocs()

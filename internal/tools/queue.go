@@ -25,7 +25,7 @@ type QueueOut struct {
 }
 
 func queueTarget(id int64) target {
-	return target{resource: fmt.Sprintf("queue-item:%d", id), what: fmt.Sprintf("queue item %d", id)}
+	return target{queueID: id, resource: fmt.Sprintf("queue-item:%d", id), what: fmt.Sprintf("queue item %d", id)}
 }
 
 func queueIDSchema(s *jsonschema.Schema) {

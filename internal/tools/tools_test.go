@@ -19,6 +19,7 @@ import (
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
+	"github.com/butler-mcp/butler/internal/ratelimit"
 	"github.com/butler-mcp/butler/internal/tools"
 )
 
@@ -58,9 +59,14 @@ type testEnv struct {
 }
 
 type envOpts struct {
-	principal *identity.Principal
-	timeout   time.Duration
-	jenkins   string // base URL override
+	principal  *identity.Principal
+	timeout    time.Duration
+	jenkins    string // base URL override
+	policy     []byte // Cedar policy; nil: the built-in default
+	limiter    ratelimit.Limiter
+	creds      credentials.Source // nil: the user's sample token
+	connectURL string
+	caps       *mcp.ClientCapabilities
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -89,10 +95,20 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		p = *o.principal
 	}
 	rec := &recorder{}
+	az, err := authz.NewWithPolicy(&authz.Options{ToolScopes: scopesFor, Policy: o.policy, PolicyName: "test.cedar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creds credentials.Source = credentials.Local{Credential: jenkins.Credential{User: user, APIToken: tokenOf(user)}}
+	if o.creds != nil {
+		creds = o.creds
+	}
 	ts, err := tools.New(tools.Deps{
 		Jenkins:      jc,
-		Credentials:  credentials.Local{Credential: jenkins.Credential{User: user, APIToken: tokenOf(user)}},
-		Authorizer:   authz.New(&authz.Options{ToolScopes: func(tool string) []string { return scopesFor(tool) }}),
+		Credentials:  creds,
+		Authorizer:   az,
+		Limiter:      o.limiter,
+		ConnectURL:   o.connectURL,
 		Audit:        rec,
 		Principal:    func(context.Context, *mcp.RequestExtra) identity.Principal { return p },
 		Now:          clock.Now,
@@ -103,7 +119,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := connect(t, ts)
+	cs := connect(t, ts, o.caps)
 	return &testEnv{sim: sim, clock: clock, session: cs, audit: rec, jenkins: jc}
 }
 
@@ -115,7 +131,7 @@ func tokenOf(user string) string {
 }
 
 // connect serves ts to an MCP client over in-memory transports.
-func connect(tb testing.TB, ts *tools.Toolset) *mcp.ClientSession {
+func connect(tb testing.TB, ts *tools.Toolset, caps *mcp.ClientCapabilities) *mcp.ClientSession {
 	tb.Helper()
 	server := mcp.NewServer(&mcp.Implementation{Name: "butler", Version: "test"}, nil)
 	ts.Register(server)
@@ -126,7 +142,7 @@ func connect(tb testing.TB, ts *tools.Toolset) *mcp.ClientSession {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ss.Close() })
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, ct, nil)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{Capabilities: caps}).Connect(ctx, ct, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jobpath"
+	"github.com/butler-mcp/butler/internal/ratelimit"
 	"github.com/butler-mcp/butler/internal/requestid"
 )
 
@@ -54,6 +56,8 @@ type Deps struct {
 	// call, for the audit record. Default: the id from ctx (or a new one)
 	// and the address from ctx.
 	RequestMeta func(ctx context.Context, extra *mcp.RequestExtra) (requestID, remoteAddr string)
+	// Limiter, if set, bounds each user's calls (CONTRACT §4 rate_limited).
+	Limiter ratelimit.Limiter
 	// Observe, if set, is told of every call's outcome (for metrics).
 	Observe func(tool, outcome, code string, d time.Duration)
 	Logger  *slog.Logger
@@ -182,6 +186,7 @@ func (t *Toolset) filterList(next mcp.MethodHandler) mcp.MethodHandler {
 type target struct {
 	job      jobpath.Path // zero when the call names no job
 	hasJob   bool
+	queueID  int64 // the queue item a queue tool names
 	resource string // for the audit record
 	// what names the target in error messages ("job \"a/b\"").
 	what string
@@ -355,7 +360,27 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, name str
 		rec.Decision = audit.Deny
 	}
 	t.record(ctx, rec)
+	if te.Code == CodeNotLinked && te.ConnectURL != "" && supportsURLElicitation(req) {
+		// MCP 2025-11-25: ask the client to open the link page for the
+		// user instead of failing silently (URLElicitationRequiredError).
+		return nil, mcp.URLElicitationRequiredError([]*mcp.ElicitParams{{
+			Mode:          "url",
+			URL:           te.ConnectURL,
+			ElicitationID: rid,
+			Message:       "Butler needs your Jenkins API token to act as you in Jenkins. Open this page to link your Jenkins account, then retry.",
+		}})
+	}
 	return failure(te), nil
+}
+
+// supportsURLElicitation reports whether the client declared URL-mode
+// elicitation when it initialized.
+func supportsURLElicitation(req *mcp.CallToolRequest) bool {
+	if req == nil || req.Session == nil {
+		return false
+	}
+	ip := req.Session.InitializeParams()
+	return ip != nil && ip.Capabilities != nil && ip.Capabilities.Elicitation != nil && ip.Capabilities.Elicitation.URL != nil
 }
 
 // record writes the call's one audit record and its metrics.
@@ -379,15 +404,12 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, p identity.
 	if err != nil {
 		return nil, tg, err
 	}
-	dec := t.deps.Authorizer.Decide(ctx, authz.Request{
-		Principal: p, Tool: name, Class: class, Job: tg.job.String(), Parameters: tg.params,
-	})
-	if !dec.Allow {
-		e := Errorf(dec.Code, "%s", dec.Reason)
-		if dec.Code == authz.CodeInsufficientScope {
-			e.RequiredScopes = dec.RequiredScopes
-		}
-		return nil, tg, e
+	if err := t.limit(ctx, p, req); err != nil {
+		return nil, tg, err
+	}
+	// A policy denial is final before anything reaches Jenkins.
+	if err := t.decide(ctx, p, name, class, tg); err != nil {
+		return nil, tg, err
 	}
 	c := &call{principal: p, requestID: rid, target: tg, req: req}
 	if class == authz.ClassRead || class == authz.ClassSensitive {
@@ -396,9 +418,99 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, p identity.
 			return nil, tg, err
 		}
 		c.cred = cred
+		// When the policy names jobs or folders, decide again on Jenkins's
+		// own spelling of the path (or the queued item's job): Jenkins
+		// resolves names case-insensitively, Cedar does not.
+		if t.deps.Authorizer.NamesItems() {
+			canon, changed, err := t.canonicalTarget(ctx, cred, tg)
+			if err != nil {
+				return nil, tg, err
+			}
+			if changed {
+				tg = canon
+				c.target = canon
+				if err := t.decide(ctx, p, name, class, tg); err != nil {
+					return nil, tg, err
+				}
+			}
+		}
 	}
 	out, err := exec(ctx, c)
 	return out, tg, err
+}
+
+// decide asks the authorizer about one target.
+func (t *Toolset) decide(ctx context.Context, p identity.Principal, name string, class authz.Class, tg target) error {
+	dec := t.deps.Authorizer.Decide(ctx, authz.Request{
+		Principal: p, Tool: name, Class: class, Job: tg.job.String(), Parameters: tg.params,
+	})
+	if dec.Allow {
+		return nil
+	}
+	e := Errorf(dec.Code, "%s", dec.Reason)
+	if dec.Code == authz.CodeInsufficientScope {
+		e.RequiredScopes = dec.RequiredScopes
+	}
+	return e
+}
+
+// canonicalTarget returns tg with the path Jenkins itself uses: the
+// item's fullName, or for a queue item, its job. changed is false when
+// there is nothing to resolve or the spelling was already Jenkins's.
+func (t *Toolset) canonicalTarget(ctx context.Context, cred jenkins.Credential, tg target) (target, bool, error) {
+	switch {
+	case tg.hasJob:
+		canon, err := t.deps.Jenkins.CanonicalPath(ctx, cred, tg.job)
+		if err != nil {
+			return tg, false, err
+		}
+		if canon.String() == tg.job.String() {
+			return tg, false, nil
+		}
+		out := tg
+		out.job, out.resource = canon, canon.String()
+		out.what = strings.Replace(tg.what, fmt.Sprintf("%q", tg.job.String()), fmt.Sprintf("%q", canon.String()), 1)
+		return out, true, nil
+	case tg.queueID > 0:
+		q, err := t.deps.Jenkins.QueueItem(ctx, cred, tg.queueID)
+		if err != nil {
+			return tg, false, err
+		}
+		job, ok := t.deps.Jenkins.PathFromURL(q.TaskURL)
+		if !ok {
+			// A task Butler cannot name (not a job under this Jenkins):
+			// the policy decides on the server resource, as before.
+			return tg, false, nil
+		}
+		out := tg
+		out.job, out.hasJob = job, true
+		out.resource = fmt.Sprintf("%s (%s)", tg.resource, job.String())
+		return out, true, nil
+	}
+	return tg, false, nil
+}
+
+// limit spends one unit of the caller's rate limit.
+func (t *Toolset) limit(ctx context.Context, p identity.Principal, req *mcp.CallToolRequest) error {
+	if t.deps.Limiter == nil {
+		return nil
+	}
+	key := "user:" + p.User
+	if p.Guest {
+		_, remote := t.deps.RequestMeta(ctx, req.GetExtra())
+		host, _, err := net.SplitHostPort(remote)
+		if err != nil {
+			host = remote
+		}
+		key = "guest:" + host
+	}
+	d, err := t.deps.Limiter.Allow(ctx, key)
+	if err != nil || d.Allowed {
+		return nil // the limiter fails open: it protects Jenkins, it must not lock users out
+	}
+	e := Errorf(CodeRateLimited, "too many calls: wait %d s and retry", d.RetryAfterSeconds())
+	e.RetryAfterSeconds = d.RetryAfterSeconds()
+	return e
 }
 
 func success(out any) (*mcp.CallToolResult, error) {

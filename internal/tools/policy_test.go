@@ -1,0 +1,166 @@
+package tools_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/butler-mcp/butler/internal/audit"
+	"github.com/butler-mcp/butler/internal/credentials"
+	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/jenkinstest"
+	"github.com/butler-mcp/butler/internal/jobpath"
+	"github.com/butler-mcp/butler/internal/ratelimit"
+)
+
+func examplePolicy(t *testing.T) []byte {
+	t.Helper()
+	src, err := os.ReadFile("../../examples/policy.cedar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// admin has every permission in Jenkins; as a plain developer (not in
+// release) the example policy forbids writes in prod. The policy must win
+// over Jenkins's permission, without any Jenkins request.
+func adminAsDeveloper() *identity.Principal {
+	return &identity.Principal{User: "admin", JenkinsUser: "admin", Groups: []string{"developers"}, Scopes: []string{"jenkins:read", "jenkins:build"}}
+}
+
+func TestPolicy_ForbidWinsOverJenkinsPermission(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: adminAsDeveloper(), policy: examplePolicy(t)})
+	e.sim.ResetRequests()
+	errObj := e.fail(t, "trigger_job", map[string]any{"job": "prod/deploy"}, "forbidden")
+	if !strings.Contains(errObj["message"].(string), "prod-write-release-only") {
+		t.Errorf("denial does not name the deciding policy: %v", errObj)
+	}
+	if reqs := e.sim.Requests(); len(reqs) != 0 {
+		t.Errorf("a policy denial reached Jenkins: %+v", reqs)
+	}
+	// Outside prod the same user may build.
+	e.ok(t, "trigger_job", map[string]any{"job": "frontend/web-app"})
+	recs := e.audit.all()
+	if recs[0].Decision != audit.Deny || recs[0].Code != "forbidden" || recs[0].Resource != "prod/deploy" {
+		t.Errorf("audit of the policy denial: %+v", recs[0])
+	}
+}
+
+// Jenkins resolves item names case-insensitively; Cedar does not. A path
+// spelled PROD/Deploy must be judged as Jenkins's prod/deploy.
+func TestPolicy_CaseTricksAreJudgedOnJenkinsSpelling(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: adminAsDeveloper(), policy: examplePolicy(t)})
+	for _, p := range []string{"PROD/deploy", "Prod/Deploy", "prod/DEPLOY"} {
+		errObj := e.fail(t, "trigger_job", map[string]any{"job": p}, "forbidden")
+		if !strings.Contains(errObj["message"].(string), "prod-write-release-only") {
+			t.Errorf("%s: %v", p, errObj)
+		}
+	}
+	for _, r := range e.posts() {
+		t.Errorf("Jenkins received a POST for a case trick: %+v", r)
+	}
+	// The audit record carries the path the policy judged: the caller's
+	// when it was denied as written, else Jenkins's spelling.
+	for _, r := range e.audit.all() {
+		if !strings.EqualFold(r.Resource, "prod/deploy") || r.Resource == "PROD/deploy" || r.Resource == "Prod/Deploy" {
+			t.Errorf("audited resource %q", r.Resource)
+		}
+	}
+}
+
+// cancel_queue_item names no job: Butler learns it from the queue item and
+// the policy decides on that job.
+func TestPolicy_QueueItemJudgedOnItsJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: adminAsDeveloper(), policy: examplePolicy(t)})
+	adminCred := jenkins.Credential{User: "admin", APIToken: jenkinstest.SampleAdminToken}
+	prodJob, _ := jobpath.Parse("prod/deploy")
+	id, err := e.jenkins.Trigger(context.Background(), adminCred, prodJob, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errObj := e.fail(t, "cancel_queue_item", map[string]any{"queue_id": id}, "forbidden")
+	if !strings.Contains(errObj["message"].(string), "prod-write-release-only") {
+		t.Errorf("cancel of a prod item: %v", errObj)
+	}
+	if q := e.ok(t, "get_queue_item", map[string]any{"queue_id": id}); q["state"] == "cancelled" {
+		t.Error("prod item cancelled despite the policy")
+	}
+}
+
+func TestPolicy_ToolsListFollowsThePolicy(t *testing.T) {
+	t.Parallel()
+	plain := &identity.Principal{User: "bob", JenkinsUser: "bob", Scopes: []string{"jenkins:read", "jenkins:build"}}
+	e := newEnv(t, jenkinstest.SampleBob, &envOpts{principal: plain, policy: examplePolicy(t)})
+	res, err := e.session.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range res.Tools {
+		if tool.Name == "trigger_job" || tool.Name == "stop_build" || tool.Name == "cancel_queue_item" {
+			t.Errorf("a user with no group sees %s", tool.Name)
+		}
+	}
+	if len(res.Tools) != 10 {
+		t.Errorf("bob sees %d tools, want the 10 read tools", len(res.Tools))
+	}
+	e.fail(t, "trigger_job", map[string]any{"job": "frontend/web-app"}, "forbidden")
+}
+
+func TestRateLimit_PerUser(t *testing.T) {
+	t.Parallel()
+	clock := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	lim := ratelimit.NewMemory(0.5, 2, &ratelimit.MemoryOptions{Now: func() time.Time { return clock }})
+	e := newEnv(t, jenkinstest.SampleAlice, &envOpts{limiter: lim})
+	e.ok(t, "whoami", nil)
+	e.ok(t, "whoami", nil)
+	errObj := e.fail(t, "whoami", nil, "rate_limited")
+	if errObj["status"] != float64(429) || errObj["retry_after_seconds"].(float64) < 1 {
+		t.Errorf("rate limited error: %v", errObj)
+	}
+	last := e.audit.all()[2]
+	if last.Decision != audit.Error || last.Code != "rate_limited" {
+		t.Errorf("audit of a rate-limited call: %+v", last)
+	}
+}
+
+// A user without a linked Jenkins account gets jenkins_account_not_linked
+// with the link page; a client that supports URL elicitation is asked to
+// open it (MCP 2025-11-25 URLElicitationRequiredError).
+func TestNotLinked_ConnectURLAndElicitation(t *testing.T) {
+	t.Parallel()
+	connect := "https://butler.example.com/connect"
+	p := &identity.Principal{User: "dave", JenkinsUser: "dave", Scopes: []string{"jenkins:read", "jenkins:build"}}
+	plainClient := newEnv(t, jenkinstest.SampleAlice, &envOpts{principal: p, creds: credentials.NewMemory(nil), connectURL: connect})
+	errObj := plainClient.fail(t, "get_job", map[string]any{"job": "frontend/web-app"}, "jenkins_account_not_linked")
+	if errObj["connect_url"] != connect || errObj["status"] != float64(428) {
+		t.Errorf("not linked: %v", errObj)
+	}
+	if who := plainClient.ok(t, "whoami", nil); who["jenkins_linked"] != false {
+		t.Errorf("whoami of an unlinked user: %v", who)
+	}
+
+	caps := &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}}
+	e := newEnv(t, jenkinstest.SampleAlice, &envOpts{principal: p, creds: credentials.NewMemory(nil), connectURL: connect, caps: caps})
+	_, err := e.session.CallTool(context.Background(), &mcp.CallToolParams{Name: "get_job", Arguments: map[string]any{"job": "frontend/web-app"}})
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code != mcp.CodeURLElicitationRequired || !strings.Contains(string(rpcErr.Data), connect) {
+		t.Fatalf("client with URL elicitation: %v", err)
+	}
+	if recs := e.audit.all(); len(recs) != 1 || recs[0].Code != "jenkins_account_not_linked" {
+		t.Errorf("audit of the elicitation: %+v", recs)
+	}
+	if n := len(e.sim.Requests()); n != 0 {
+		t.Errorf("Jenkins got %d requests for a user without a credential", n)
+	}
+}
