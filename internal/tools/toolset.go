@@ -186,7 +186,7 @@ func (t *Toolset) filterList(next mcp.MethodHandler) mcp.MethodHandler {
 type target struct {
 	job      jobpath.Path // zero when the call names no job
 	hasJob   bool
-	queueID  int64 // the queue item a queue tool names
+	queueID  int64  // the queue item a queue tool names
 	resource string // for the audit record
 	// what names the target in error messages ("job \"a/b\"").
 	what string
