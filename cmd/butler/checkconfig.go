@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
+
+	"github.com/butler-mcp/butler/internal/authz"
 
 	"github.com/butler-mcp/butler/internal/config"
 )
@@ -31,8 +35,15 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 	if m == config.ModeStdio {
 		cfg.ApplyStdioEnv(e.getenv)
 	}
-	if verr := cfg.Validate(m); err != nil || verr != nil {
-		return printProblems(e, err, verr)
+	verr := cfg.Validate(m)
+	var perr error
+	if cfg.Policy.File != "" {
+		if src, rerr := os.ReadFile(cfg.Policy.File); rerr == nil {
+			perr = authz.ValidatePolicy(src, cfg.Policy.File)
+		}
+	}
+	if err != nil || verr != nil || perr != nil {
+		return printProblems(e, err, verr, perr)
 	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", *path)
 	return nil
@@ -50,7 +61,9 @@ func printProblems(e *env, errs ...error) error {
 				fmt.Fprintln(e.stderr, p.String())
 			}
 		default:
-			fmt.Fprintln(e.stderr, err)
+			for _, line := range strings.Split(strings.TrimSpace(err.Error()), "\n") {
+				fmt.Fprintln(e.stderr, line)
+			}
 		}
 	}
 	return exitError{exitFailure}

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/butler-mcp/butler/internal/config"
-	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/devidp"
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
@@ -167,11 +166,18 @@ func runDemoHTTP(ctx context.Context, e *env, jenkinsURL, listen, idpListen stri
 		return err
 	}
 	logger := server.NewLogger(e.stderr, cfg.Log)
-	app, err := server.NewApp(ctx, cfg, server.AppOptions{Version: version, Logger: logger, Credentials: credentials.NewMemory(creds)})
+	app, err := server.NewApp(ctx, cfg, server.AppOptions{Version: version, Logger: logger})
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer closeApp(app, logger)
+	// The demo users' Jenkins tokens are linked as `butler link` would:
+	// sealed in the (in-memory) store with the demo's vault key.
+	for user, c := range creds {
+		if err := app.Stored.Link(ctx, user, c.User, c.APIToken); err != nil {
+			return fmt.Errorf("linking demo user %s: %w", user, err)
+		}
+	}
 
 	statePath, _ := demoStatePath()
 	if err := writeDemoState(statePath, demoState{IdP: issuer, MCP: resource, Secret: secret}); err != nil {

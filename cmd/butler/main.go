@@ -57,7 +57,11 @@ func commands() []command {
 		{"demo", "run a Jenkins simulator with sample data and Butler, for trying Butler out", runDemo},
 		{"serve", "run the production server (Streamable HTTP)", runServe},
 		{"stdio", "serve MCP over stdin/stdout for one local user", runStdio},
+		{"link", "store a user's Jenkins API token (read from stdin) after checking it with Jenkins", runLink},
+		{"unlink", "remove a user's stored Jenkins credential", runUnlink},
+		{"audit", "print audit records, newest first", runAudit},
 		{"check-config", "validate a config file and its policy", runCheckConfig},
+		{"policy", "policy explain: evaluate the policy for a request and say why", runPolicy},
 		{"version", "print the version", runVersion},
 	}
 }

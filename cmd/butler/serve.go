@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -35,12 +36,21 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer closeApp(app, logger)
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	return serveApp(ctx, e, cfg, app, ln)
+}
+
+// closeApp flushes the audit log and releases the store after a shutdown.
+func closeApp(app *server.App, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := app.Close(ctx); err != nil {
+		logger.Error("closing", "err", err)
+	}
 }
 
 // serveApp serves app on ln (and /metrics on server.metrics_listen) until

@@ -73,7 +73,7 @@ func newBenchStack(b *testing.B, noAuth bool) *benchStack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(app.Close)
+	b.Cleanup(func() { _ = app.Close(context.Background()) })
 	srv := &http.Server{Handler: app.Handler}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })

@@ -14,7 +14,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/butler-mcp/butler/internal/audit"
-	"github.com/butler-mcp/butler/internal/authz"
 	"github.com/butler-mcp/butler/internal/config"
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/identity"
@@ -65,12 +64,16 @@ func NewStdioServer(cfg *config.Config, version string, logger *slog.Logger) (*m
 	if err != nil {
 		return nil, err
 	}
+	az, err := LoadAuthorizer(cfg)
+	if err != nil {
+		return nil, err
+	}
 	user := cfg.Jenkins.User
 	p := identity.Principal{User: user, JenkinsUser: user, Local: true}
 	ts, err := tools.New(tools.Deps{
 		Jenkins:     jc,
 		Credentials: credentials.Local{Credential: jenkins.Credential{User: user, APIToken: cfg.Jenkins.APIToken.Reveal()}},
-		Authorizer:  authz.New(nil),
+		Authorizer:  az,
 		Audit:       audit.LogRecorder{Logger: logger},
 		Principal:   func(context.Context, *mcp.RequestExtra) identity.Principal { return p },
 		Version:     version,

@@ -1,0 +1,172 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/store"
+)
+
+// CacheTTL bounds how long a decrypted credential is reused in memory: an
+// unlink takes effect everywhere within it (CONTRACT §8: at most 5 s).
+const CacheTTL = 5 * time.Second
+
+// Stored is the credential source of per_user_token mode: each user's
+// Jenkins API token, sealed by the Vault in the store.
+type Stored struct {
+	store  store.Store
+	vault  *Vault
+	now    func() time.Time
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
+	cred    jenkins.Credential
+	jenkins string
+	until   time.Time
+}
+
+// NewStored returns a Stored source. now may be nil (time.Now).
+func NewStored(s store.Store, v *Vault, now func() time.Time, logger *slog.Logger) *Stored {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Stored{store: s, vault: v, now: now, logger: logger, cache: map[string]cached{}}
+}
+
+// For returns the principal's stored credential. It is refused (as not
+// linked) when the stored Jenkins account is not the one the principal maps
+// to now: a credential is only ever used for its own account.
+func (s *Stored) For(ctx context.Context, p identity.Principal) (jenkins.Credential, error) {
+	if p.Guest || p.User == "" {
+		return jenkins.Credential{}, fmt.Errorf("credentials: guest: %w", ErrNotLinked)
+	}
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[p.User]
+	s.mu.Unlock()
+	if ok && now.Before(c.until) && c.jenkins == p.JenkinsUser {
+		return c.cred, nil
+	}
+	rec, err := s.store.GetCredential(ctx, p.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.User, ErrNotLinked)
+	}
+	if err != nil {
+		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.User, err)
+	}
+	if p.JenkinsUser != "" && rec.JenkinsUser != p.JenkinsUser {
+		s.logger.WarnContext(ctx, "stored Jenkins account does not match the user's mapping; refusing it",
+			"user", p.User, "stored_jenkins_user", rec.JenkinsUser, "expected_jenkins_user", p.JenkinsUser)
+		return jenkins.Credential{}, fmt.Errorf("credentials: %q: stored account %q is not %q: %w", p.User, rec.JenkinsUser, p.JenkinsUser, ErrNotLinked)
+	}
+	secret, stale, err := s.vault.Open(rec.User, rec.JenkinsUser, rec.Sealed, rec.KeyID)
+	if err != nil {
+		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.User, err)
+	}
+	cred := jenkins.Credential{User: rec.JenkinsUser, APIToken: string(secret)}
+	if stale {
+		if err := s.put(ctx, rec.User, rec.JenkinsUser, secret); err != nil {
+			s.logger.WarnContext(ctx, "re-sealing a credential with the current vault key failed", "user", p.User, "err", err)
+		}
+	}
+	s.mu.Lock()
+	s.cache[p.User] = cached{cred: cred, jenkins: rec.JenkinsUser, until: now.Add(CacheTTL)}
+	s.mu.Unlock()
+	return cred, nil
+}
+
+// Linked reports whether the principal has a stored credential for the
+// Jenkins account it maps to, without decrypting it.
+func (s *Stored) Linked(ctx context.Context, p identity.Principal) (bool, error) {
+	if p.Guest || p.User == "" {
+		return false, nil
+	}
+	rec, err := s.store.GetCredential(ctx, p.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("credentials: %q: %w", p.User, err)
+	}
+	return p.JenkinsUser == "" || rec.JenkinsUser == p.JenkinsUser, nil
+}
+
+// Link stores token as user's credential for jenkinsUser. The caller has
+// verified, with Jenkins, that the token belongs to jenkinsUser.
+func (s *Stored) Link(ctx context.Context, user, jenkinsUser, token string) error {
+	if user == "" || jenkinsUser == "" || token == "" {
+		return errors.New("credentials: link needs a user, a Jenkins user and a token")
+	}
+	if err := s.put(ctx, user, jenkinsUser, []byte(token)); err != nil {
+		return err
+	}
+	s.forget(user)
+	return nil
+}
+
+// Unlink removes user's credential. Other replicas stop using it within
+// CacheTTL.
+func (s *Stored) Unlink(ctx context.Context, user string) error {
+	s.forget(user)
+	if err := s.store.DeleteCredential(ctx, user); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("credentials: %q: %w", user, ErrNotLinked)
+		}
+		return fmt.Errorf("credentials: unlink %q: %w", user, err)
+	}
+	return nil
+}
+
+// Reseal seals again, with the current key, every credential sealed with
+// an old one (key rotation). It returns how many it re-sealed.
+func (s *Stored) Reseal(ctx context.Context) (int, error) {
+	all, err := s.store.ListCredentials(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("credentials: reseal: %w", err)
+	}
+	n := 0
+	for _, rec := range all {
+		if rec.KeyID == s.vault.CurrentKeyID() {
+			continue
+		}
+		secret, _, err := s.vault.Open(rec.User, rec.JenkinsUser, rec.Sealed, rec.KeyID)
+		if err != nil {
+			return n, fmt.Errorf("credentials: reseal %q: %w", rec.User, err)
+		}
+		if err := s.put(ctx, rec.User, rec.JenkinsUser, secret); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (s *Stored) put(ctx context.Context, user, jenkinsUser string, secret []byte) error {
+	sealed, keyID, err := s.vault.Seal(user, jenkinsUser, secret)
+	if err != nil {
+		return err
+	}
+	if err := s.store.PutCredential(ctx, store.Credential{User: user, JenkinsUser: jenkinsUser, Sealed: sealed, KeyID: keyID}); err != nil {
+		return fmt.Errorf("credentials: store %q: %w", user, err)
+	}
+	return nil
+}
+
+func (s *Stored) forget(user string) {
+	s.mu.Lock()
+	delete(s.cache, user)
+	s.mu.Unlock()
+}

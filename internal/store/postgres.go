@@ -1,0 +1,112 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// openPostgres opens the PostgreSQL database of the postgres:// URL dsn
+// through a pgx pool, seen through database/sql so that both backends share
+// one implementation. Every pgx connection-string parameter works, notably
+// search_path to keep Butler's tables in a schema of their own.
+func openPostgres(ctx context.Context, dsn string, o Options) (Store, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// url's error quotes the whole DSN, password included.
+		return nil, errors.New("store: open postgres: the DSN is not a valid URL")
+	}
+	name, secrets := describePostgres(u)
+	fail := func(err error) (Store, error) {
+		return nil, fmt.Errorf("store: open %s: %w", name, scrub(err, secrets))
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// A *pgconn.ParseConfigError carries the whole DSN in a field, so
+		// only its (scrubbed) text goes on.
+		return fail(errors.New(err.Error()))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	s := &sqlStore{d: postgresDialect, now: o.Now, w: db, r: db, closeExtra: pool.Close}
+	s.dump = func(ctx context.Context) ([]byte, error) { return dumpPostgres(ctx, db) }
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return fail(err)
+	}
+	return s, nil
+}
+
+// describePostgres names the database of u for errors, without its password
+// or query (which may hold sslpassword), and returns the secrets an error
+// must not show.
+func describePostgres(u *url.URL) (name string, secrets []string) {
+	if pw, ok := u.User.Password(); ok {
+		secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
+	}
+	q := u.Query()
+	for _, k := range []string{"password", "sslpassword"} {
+		if v := q.Get(k); v != "" {
+			secrets = append(secrets, v, url.QueryEscape(v))
+		}
+	}
+	safe := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+	if u.User != nil {
+		safe.User = url.User(u.User.Username())
+	}
+	return safe.String(), secrets
+}
+
+// scrub returns err unless its text shows one of secrets; then an error with
+// the secrets masked, which gives up err's chain: a wrapped error could
+// still print them.
+func scrub(err error, secrets []string) error {
+	msg := err.Error()
+	leaked := false
+	for _, s := range secrets {
+		if s != "" && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+			leaked = true
+		}
+	}
+	if !leaked {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// dumpPostgres returns each credentials row as PostgreSQL renders it, as
+// JSON (bytea in hex) and its sealed bytes escape-encoded (printable ASCII
+// kept as is), so a plaintext token would show in either form.
+func dumpPostgres(ctx context.Context, db *sql.DB) ([]byte, error) {
+	rows, err := db.QueryContext(ctx, `SELECT row_to_json(c)::text, encode(c.sealed, 'escape') FROM credentials c ORDER BY c.user_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var b bytes.Buffer
+	for rows.Next() {
+		var js, esc string
+		if err := rows.Scan(&js, &esc); err != nil {
+			return nil, err
+		}
+		b.WriteString(js)
+		b.WriteByte('\n')
+		b.WriteString(esc)
+		b.WriteByte('\n')
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}

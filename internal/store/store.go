@@ -1,0 +1,247 @@
+// Package store is Butler's persistent state: the three kinds of data that
+// must outlive a process and be shared by every replica.
+//
+//   - Credentials: each user's Jenkins API token, sealed (AES-256-GCM) by the
+//     credentials vault before it gets here. The store holds only ciphertext
+//     and the id of the key that sealed it, never a plaintext token, so
+//     neither the database file nor a backup can give away a token without
+//     the vault key (CONTRACT §7).
+//   - Audit records: one per tools/call and per authentication failure
+//     (CONTRACT §6), appended in batches by the audit writer and read back,
+//     newest first, by `butler audit`.
+//   - Web sessions of the /connect page, so a user who logged in at one
+//     replica stays logged in at the others.
+//
+// Open picks the backend from the DSN (store.dsn in butler.yaml):
+//
+//	sqlite:PATH                     an SQLite file, created if missing (its directory must exist);
+//	                                WAL mode, a 5 s busy timeout, foreign keys on
+//	sqlite::memory:                 an in-memory SQLite database private to one Store (tests, demo)
+//	postgres://user:pw@host/db?...  PostgreSQL through pgx (postgresql:// too); pgx's parameters
+//	                                apply, e.g. sslmode, pool_max_conns, search_path
+//
+// Both backends run the same SQL (a small dialect shim rewrites placeholders
+// and a few column types), apply the same numbered migrations, and pass the
+// same conformance suite, storetest.Run; the folders sqlite/ and postgres/
+// hold the tests that run it against each. Times are stored as integer
+// milliseconds since the Unix epoch on both, so a value reads back the same,
+// in UTC and at millisecond precision, whichever backend holds it.
+//
+// Errors name the operation and wrap the cause with %w; missing rows wrap
+// ErrNotFound and rejected values ErrInvalid. No error carries a DSN's
+// password or a session id.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is wrapped by the errors of lookups and deletions of a row that
+// does not exist (or, for a session, has expired).
+var ErrNotFound = errors.New("store: not found")
+
+// ErrInvalid is wrapped by the errors of writes whose value the store
+// refuses: an empty key, an empty sealed credential, a session that never
+// expires, a key that is not valid UTF-8 or contains a NUL byte (PostgreSQL
+// cannot store one, and silently changing a key could merge two users), or a
+// negative audit query limit.
+var ErrInvalid = errors.New("store: invalid value")
+
+// Credential is a user's Jenkins credential, sealed: the store never sees
+// plaintext.
+type Credential struct {
+	// User is the identity's user id (TokenInfo.UserID), the key.
+	User string
+	// JenkinsUser is the Jenkins user id the token belongs to.
+	JenkinsUser string
+	// Sealed is the vault's ciphertext (nonce included), opaque here. It is
+	// stored byte for byte and must not be empty: a sealed value always
+	// carries at least a nonce and a tag, so an empty one is a bug upstream.
+	Sealed []byte
+	// KeyID names the vault key that sealed it, for key rotation.
+	KeyID string
+	// CreatedAt is when the user first linked a credential. The store sets
+	// it; PutCredential ignores the value passed in.
+	CreatedAt time.Time
+	// UpdatedAt is when the credential was last written. The store sets it;
+	// PutCredential ignores the value passed in.
+	UpdatedAt time.Time
+}
+
+// AuditRecord is one audited event, as in CONTRACT §6. It mirrors
+// audit.Record field for field without importing it (store sits below audit).
+type AuditRecord struct {
+	Time        time.Time // when it happened; kept at millisecond precision
+	RequestID   string    // the request id of the HTTP request
+	User        string    // the identity's user id; "" for a guest or a failed authentication
+	JenkinsUser string    // the Jenkins user the call acted as, if any
+	ClientID    string    // the OAuth client (client_id, azp or cid)
+	Tool        string    // the MCP tool called
+	Resource    string    // the canonical job path, or what else the call was about
+	Decision    string    // allow | deny | error
+	Code        string    // the tool error code, or the denial's (forbidden, insufficient_scope, ...)
+	Reason      string    // why, for a human: the policies that decided, Jenkins's message
+	DurationMS  int64     // how long the call took
+	RemoteAddr  string    // the client's address
+}
+
+// Audit query limits.
+const (
+	// DefaultAuditLimit is the number of records QueryAudit returns when
+	// AuditQuery.Limit is 0.
+	DefaultAuditLimit = 100
+	// MaxAuditLimit caps AuditQuery.Limit.
+	MaxAuditLimit = 10000
+)
+
+// AuditQuery selects audit records. Every set field must match.
+type AuditQuery struct {
+	User, Tool, Decision string // "" = any; otherwise an exact match
+	// Since keeps records at or after this time, compared at millisecond
+	// precision; zero = any.
+	Since time.Time
+	// Limit is the most records to return: 0 means DefaultAuditLimit, more
+	// than MaxAuditLimit means MaxAuditLimit, negative is ErrInvalid.
+	Limit int
+}
+
+// Session is a browser session of the /connect page.
+type Session struct {
+	// ID is the session's secret identifier (from the cookie). The store
+	// never puts it in an error.
+	ID string
+	// User is the user id the session logged in as.
+	User string
+	// Data is the session's opaque state.
+	Data []byte
+	// ExpiresAt is when the session stops being returned; it is required.
+	ExpiresAt time.Time
+}
+
+// Store is Butler's persistent state. Implementations are safe for
+// concurrent use and pass storetest.Run. Times read back in UTC, truncated to
+// the millisecond.
+type Store interface {
+	// PutCredential inserts or replaces the credential of c.User. It keeps
+	// the CreatedAt of a credential it replaces and sets UpdatedAt to now.
+	PutCredential(ctx context.Context, c Credential) error
+	// GetCredential returns the credential of user, or an error wrapping
+	// ErrNotFound.
+	GetCredential(ctx context.Context, user string) (Credential, error)
+	// DeleteCredential removes the credential of user; the error wraps
+	// ErrNotFound when there was none.
+	DeleteCredential(ctx context.Context, user string) error
+	// ListCredentials returns every credential ordered by user (byte-wise),
+	// for key rotation.
+	ListCredentials(ctx context.Context) ([]Credential, error)
+
+	// AppendAudit stores recs in one transaction (group commit): all or
+	// none. An empty slice is a no-op. Text that is not valid UTF-8, and
+	// NUL bytes, are replaced by U+FFFD rather than failing the batch: one
+	// odd reason must not lose its neighbours' records.
+	AppendAudit(ctx context.Context, recs []AuditRecord) error
+	// QueryAudit returns the records matching q, newest first: by Time,
+	// then by insertion order (the later appended first).
+	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+
+	// PutSession inserts or replaces the session s.ID.
+	PutSession(ctx context.Context, s Session) error
+	// GetSession returns the session id, or an error wrapping ErrNotFound
+	// when there is none or it has expired (ExpiresAt is not after now).
+	GetSession(ctx context.Context, id string) (Session, error)
+	// DeleteSession removes the session id. Deleting a session that does
+	// not exist is not an error, so logging out twice is harmless.
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteExpiredSessions removes the sessions whose ExpiresAt is not after
+	// now and returns how many it removed.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	// Ping reports whether the database is usable (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the database. The Store is unusable afterwards.
+	Close() error
+}
+
+// RawDumper is implemented by stores that can show the bytes they keep at
+// rest for credentials, so a test can check that no plaintext token ever
+// reaches the database. Not for production use.
+type RawDumper interface {
+	// RawCredentialBytes returns the stored bytes: for SQLite, the database
+	// file (and its WAL, after a checkpoint) or, in memory, its
+	// serialization; for PostgreSQL, each credentials row as JSON and its
+	// sealed bytes escape-encoded.
+	RawCredentialBytes(ctx context.Context) ([]byte, error)
+}
+
+// Options tunes OpenWithOptions. The zero value is what Open uses.
+type Options struct {
+	// Now is the clock for CreatedAt, UpdatedAt and session expiry;
+	// [time.Now] when nil.
+	Now func() time.Time
+}
+
+// Open opens the store named by dsn (see the package documentation for the
+// forms) and applies pending migrations. A database whose schema is newer
+// than this binary's is refused with a *SchemaTooNewError.
+func Open(ctx context.Context, dsn string) (Store, error) {
+	return OpenWithOptions(ctx, dsn, nil)
+}
+
+// OpenWithOptions is Open with options; opts may be nil.
+func OpenWithOptions(ctx context.Context, dsn string, opts *Options) (Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	scheme, rest, ok := strings.Cut(dsn, ":")
+	switch strings.ToLower(scheme) {
+	case "sqlite":
+		return openSQLite(ctx, rest, o)
+	case "postgres", "postgresql":
+		return openPostgres(ctx, dsn, o)
+	}
+	// Never quote the DSN: it may hold a password, or be one pasted in the
+	// wrong place. A well-formed scheme is safe to show.
+	if !ok || !isScheme(scheme) {
+		return nil, errors.New("store: open: the DSN has no scheme; want sqlite:PATH or postgres://...")
+	}
+	return nil, fmt.Errorf("store: open: unsupported DSN scheme %q; want sqlite:PATH or postgres://...", scheme)
+}
+
+// isScheme reports whether s is a URI scheme (RFC 3986 §3.1) of reasonable
+// length.
+func isScheme(s string) bool {
+	if s == "" || len(s) > 16 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// SchemaTooNewError is the error of Open when the database was migrated by a
+// newer Butler: this binary does not know its schema and refuses to use it
+// rather than corrupt it.
+type SchemaTooNewError struct {
+	Database int // the database's schema version
+	Binary   int // the newest version this binary knows
+}
+
+// Error says both versions, e.g. "database schema version 4 is newer than
+// this butler (3)".
+func (e *SchemaTooNewError) Error() string {
+	return fmt.Sprintf("database schema version %d is newer than this butler (%d)", e.Database, e.Binary)
+}
