@@ -204,6 +204,39 @@ func TestServe_ConfusedDeputy(t *testing.T) {
 	if alicePosts != 1 {
 		t.Errorf("%d POSTs for alice's one trigger", alicePosts)
 	}
+
+	// Call by call: every Jenkins request made during a user's tool call
+	// carries that user's credential and no other.
+	calls := []struct {
+		tool string
+		args map[string]any
+	}{
+		{"list_all_jobs", nil},
+		{"get_job", map[string]any{"job": "frontend/web-app"}},
+		{"get_build", map[string]any{"job": "frontend/web-app"}},
+		{"get_build_log", map[string]any{"job": "frontend/web-app", "tail_lines": 5}},
+		{"search_build_log", map[string]any{"job": "frontend/web-app", "pattern": "Finished"}},
+		{"get_test_results", map[string]any{"job": "frontend/web-app", "build": 6}},
+		{"trigger_job", map[string]any{"job": "frontend/docs"}},
+		{"get_queue_item", map[string]any{"queue_id": 1}},
+		{"cancel_queue_item", map[string]any{"queue_id": 1}},
+		{"stop_build", map[string]any{"job": "frontend/web-app", "build": 6}},
+	}
+	for _, user := range []string{"alice", "bob", "carol"} {
+		for _, c := range calls {
+			a.sim.ResetRequests()
+			clients[user].call(c.tool, c.args)
+			reqs := a.sim.Requests()
+			if len(reqs) == 0 && c.tool != "cancel_queue_item" {
+				t.Errorf("%s %s made no Jenkins request", user, c.tool)
+			}
+			for _, r := range reqs {
+				if r.User != user || r.Auth != "basic" {
+					t.Errorf("during %s's %s, Jenkins got a request as %q (%s): %s %s", user, c.tool, r.User, r.Auth, r.Method, r.Path)
+				}
+			}
+		}
+	}
 }
 
 type clientOf struct {

@@ -120,7 +120,7 @@ func freeAddr(t *testing.T) string {
 
 // startServe writes a config (extra YAML is appended under its section
 // keys by the caller) and starts `butler serve`, waiting for /healthz.
-func startServe(t *testing.T, addr, yaml string) *butlerServer {
+func startServe(t *testing.T, addr, yaml string, env ...string) *butlerServer {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "butler.yaml")
@@ -128,7 +128,7 @@ func startServe(t *testing.T, addr, yaml string) *butlerServer {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(butlerBin, "serve", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "BUTLER_VAULT_KEY="+strings.Repeat("A", 43)+"=")
+	cmd.Env = append(append(os.Environ(), vaultKeyEnv), env...)
 	s := &butlerServer{url: "http://" + addr, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {

@@ -17,8 +17,13 @@ import (
 	"github.com/butler-mcp/butler/internal/jenkins"
 )
 
-// ErrExchange: the identity provider refused or failed the token exchange.
-var ErrExchange = errors.New("credentials: token exchange failed")
+// ErrExchange: the identity provider refused the token exchange.
+var ErrExchange = errors.New("credentials: token exchange refused")
+
+// ErrExchangeUnavailable: the identity provider could not be asked (down,
+// no token endpoint, an answer that is not a token response). It wraps
+// ErrExchange too.
+var ErrExchangeUnavailable = fmt.Errorf("%w: identity provider unavailable", ErrExchange)
 
 // ExchangeOptions configure an Exchange source.
 type ExchangeOptions struct {
@@ -98,7 +103,7 @@ func (x *Exchange) Linked(_ context.Context, p identity.Principal) (bool, error)
 func (x *Exchange) exchange(ctx context.Context, subjectToken string) (string, time.Duration, error) {
 	endpoint, err := x.o.TokenEndpoint(ctx)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: %w", ErrExchange, err)
+		return "", 0, fmt.Errorf("%w: %w", ErrExchangeUnavailable, err)
 	}
 	form := url.Values{
 		"grant_type":           {"urn:ietf:params:oauth:grant-type:token-exchange"},
@@ -109,7 +114,7 @@ func (x *Exchange) exchange(ctx context.Context, subjectToken string) (string, t
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: %w", ErrExchange, err)
+		return "", 0, fmt.Errorf("%w: %w", ErrExchangeUnavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -117,7 +122,7 @@ func (x *Exchange) exchange(ctx context.Context, subjectToken string) (string, t
 	req.SetBasicAuth(url.QueryEscape(x.o.ClientID), url.QueryEscape(x.o.ClientSecret))
 	resp, err := x.hc.Do(req)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: the identity provider cannot be reached", ErrExchange)
+		return "", 0, fmt.Errorf("%w: it cannot be reached", ErrExchangeUnavailable)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -127,7 +132,7 @@ func (x *Exchange) exchange(ctx context.Context, subjectToken string) (string, t
 		Error       string `json:"error"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
-		return "", 0, fmt.Errorf("%w: HTTP %d, not a token response", ErrExchange, resp.StatusCode)
+		return "", 0, fmt.Errorf("%w: HTTP %d, not a token response", ErrExchangeUnavailable, resp.StatusCode)
 	}
 	if resp.StatusCode != http.StatusOK || out.AccessToken == "" {
 		code := out.Error

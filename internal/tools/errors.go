@@ -87,6 +87,14 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 	if errors.Is(err, credentials.ErrNotLinked) {
 		return t.notLinked("you have not linked your Jenkins account to Butler yet")
 	}
+	if errors.Is(err, credentials.ErrExchangeUnavailable) {
+		e := Errorf(CodeJenkinsUnavailble, "could not obtain a Jenkins token for you: the identity provider cannot be reached (request id %s)", requestID)
+		e.Status = http.StatusServiceUnavailable
+		return e
+	}
+	if errors.Is(err, credentials.ErrExchange) {
+		return Errorf(CodeForbidden, "the identity provider refused to exchange your token for a Jenkins token")
+	}
 	var je *jenkins.Error
 	if errors.As(err, &je) {
 		switch {
