@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
+	"path/filepath"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,8 +15,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/butler-mcp/butler/internal/config"
+	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/devidp"
 	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
 	"github.com/butler-mcp/butler/internal/server"
 )
@@ -38,7 +42,17 @@ type benchStack struct {
 	idp *devidp.Provider
 }
 
+// stackOpts choose which layers a bench stack runs.
+type stackOpts struct {
+	noAuth, noAuthz bool
+	policy          string // policy file; "" the built-in default
+}
+
 func newBenchStack(b *testing.B, noAuth bool) *benchStack {
+	return newStack(b, stackOpts{noAuth: noAuth})
+}
+
+func newStack(b *testing.B, o stackOpts) *benchStack {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,14 +80,28 @@ func newBenchStack(b *testing.B, noAuth bool) *benchStack {
 	cfg.Server.Stateless = true
 	cfg.Auth.Issuer = issuer
 	cfg.Jenkins.URL = sim.URL + "/"
-	app, err := server.NewApp(context.Background(), cfg, server.AppOptions{
-		Version: "bench", NoAuth: noAuth,
-		NoAuthUser: identity.Principal{User: "alice", JenkinsUser: "alice", Scopes: []string{"jenkins:read", "jenkins:build"}},
-	})
+	cfg.Store.DSN = config.DSN("sqlite:" + filepath.Join(b.TempDir(), "butler.db"))
+	cfg.Store.VaultKey = config.Secret(base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	cfg.Limits.PerUserRPS, cfg.Limits.Burst = 1e9, 1e9
+	cfg.Policy.File = o.policy
+	opts := server.AppOptions{
+		Version: "bench", NoAuth: o.noAuth, NoAuthz: o.noAuthz,
+		NoAuthUser: identity.Principal{User: "alice", JenkinsUser: "alice", Scopes: []string{"jenkins:read", "jenkins:build"}, Groups: []string{"developers"}},
+	}
+	if o.noAuthz {
+		// Authorization off: a fixed credential, no store lookup.
+		opts.Credentials = credentials.NewMemory(map[string]jenkins.Credential{"alice": {User: "alice", APIToken: jenkinstest.SampleAliceToken}})
+	}
+	app, err := server.NewApp(context.Background(), cfg, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = app.Close(context.Background()) })
+	if app.Stored != nil {
+		if err := app.Stored.Link(context.Background(), "alice", "alice", jenkinstest.SampleAliceToken); err != nil {
+			b.Fatal(err)
+		}
+	}
 	srv := &http.Server{Handler: app.Handler}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
@@ -156,4 +184,48 @@ func BenchmarkToolCallAuthentication(b *testing.B) {
 		next.Store(0)
 		run(b, cs)
 	})
+}
+
+// BenchmarkToolCallAuthorization measures tools/call get_job (a read that
+// calls Jenkins as the user) through the whole HTTP stack with the full
+// authorization path (OAuth scope check, Cedar policy, rate limit, stored
+// credential lookup with decryption, audit record written to the store)
+// against the same call with authorization off (the test-only switch: no
+// policy, no limiter, a fixed in-memory credential, no audit), in the same
+// run. Authentication is off in both, so only authorization differs.
+// "example_policy" uses examples/policy.cedar, which names folders, so each
+// call also asks Jenkins for the job's own spelling (one more request).
+func BenchmarkToolCallAuthorization(b *testing.B) {
+	params := &mcp.CallToolParams{Name: "get_job", Arguments: map[string]any{"job": "frontend/web-app"}}
+	ballast := make([]byte, 64<<20) // equal GC pacing in every variant (see above)
+	defer runtime.KeepAlive(ballast)
+	example, err := filepath.Abs("../../examples/policy.cedar")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, v := range []struct {
+		name string
+		o    stackOpts
+	}{
+		{"authz_off", stackOpts{noAuth: true, noAuthz: true}},
+		{"authz_full_default_policy", stackOpts{noAuth: true}},
+		{"authz_full_example_policy", stackOpts{noAuth: true, policy: example}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			s := newStack(b, v.o)
+			cs := s.client(b, func() string { return "ignored-when-auth-is-off" })
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					res, err := cs.CallTool(context.Background(), params)
+					if err != nil || res.IsError {
+						b.Errorf("call: %v %v", err, res)
+						return
+					}
+				}
+			})
+		})
+	}
 }

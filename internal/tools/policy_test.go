@@ -164,3 +164,35 @@ func TestNotLinked_ConnectURLAndElicitation(t *testing.T) {
 		t.Errorf("Jenkins got %d requests for a user without a credential", n)
 	}
 }
+
+// Jenkins's spelling of a path is asked once per user and spelling, then
+// remembered for a while: a policy naming folders costs one extra request
+// per new path, not per call.
+func TestPolicy_CanonicalPathRemembered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: adminAsDeveloper(), policy: examplePolicy(t)})
+	resolves := func() int {
+		n := 0
+		for _, r := range e.sim.Requests() {
+			if r.Query == "tree=fullName" {
+				n++
+			}
+		}
+		return n
+	}
+	for range 3 {
+		e.ok(t, "get_job", map[string]any{"job": "FRONTEND/web-app"})
+	}
+	if n := resolves(); n != 1 {
+		t.Errorf("%d resolve requests for 3 calls on one spelling, want 1", n)
+	}
+	e.ok(t, "get_job", map[string]any{"job": "frontend/WEB-APP"})
+	if n := resolves(); n != 2 {
+		t.Errorf("a new spelling must be resolved on its own: %d", n)
+	}
+	e.clock.Advance(31 * time.Second)
+	e.ok(t, "get_job", map[string]any{"job": "FRONTEND/web-app"})
+	if n := resolves(); n != 3 {
+		t.Errorf("after the TTL the spelling is asked again: %d", n)
+	}
+}

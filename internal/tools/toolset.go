@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -67,7 +68,25 @@ type Deps struct {
 type Toolset struct {
 	deps Deps
 	defs []*def
+
+	// canon remembers Jenkins's spelling of job paths (see
+	// canonicalTarget), per user and exact spelling asked.
+	canonMu sync.Mutex
+	canon   map[string]canonEntry
 }
+
+type canonEntry struct {
+	path  jobpath.Path
+	until time.Time
+}
+
+// canonTTL and canonMax bound the canonical-path cache. A stale entry can
+// only make the policy judge an item under its former spelling until it
+// expires; the call itself still goes to Jenkins as the user.
+const (
+	canonTTL = 30 * time.Second
+	canonMax = 10000
+)
 
 // def is a registered tool, type-erased.
 type def struct {
@@ -460,7 +479,7 @@ func (t *Toolset) decide(ctx context.Context, p identity.Principal, name string,
 func (t *Toolset) canonicalTarget(ctx context.Context, cred jenkins.Credential, tg target) (target, bool, error) {
 	switch {
 	case tg.hasJob:
-		canon, err := t.deps.Jenkins.CanonicalPath(ctx, cred, tg.job)
+		canon, err := t.canonicalPath(ctx, cred, tg.job)
 		if err != nil {
 			return tg, false, err
 		}
@@ -488,6 +507,31 @@ func (t *Toolset) canonicalTarget(ctx context.Context, cred jenkins.Credential, 
 		return out, true, nil
 	}
 	return tg, false, nil
+}
+
+// canonicalPath is Jenkins's spelling of path, asked as the user and
+// remembered for canonTTL per user and exact spelling (never folded: two
+// spellings Jenkins tells apart must never share an entry).
+func (t *Toolset) canonicalPath(ctx context.Context, cred jenkins.Credential, path jobpath.Path) (jobpath.Path, error) {
+	key := cred.User + "\x00" + path.String()
+	now := t.deps.Now()
+	t.canonMu.Lock()
+	e, ok := t.canon[key]
+	t.canonMu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.path, nil
+	}
+	canon, err := t.deps.Jenkins.CanonicalPath(ctx, cred, path)
+	if err != nil {
+		return jobpath.Path{}, err
+	}
+	t.canonMu.Lock()
+	if t.canon == nil || len(t.canon) >= canonMax {
+		t.canon = map[string]canonEntry{}
+	}
+	t.canon[key] = canonEntry{path: canon, until: now.Add(canonTTL)}
+	t.canonMu.Unlock()
+	return canon, nil
 }
 
 // limit spends one unit of the caller's rate limit.
