@@ -180,4 +180,3 @@ func FromStore(r store.AuditRecord) Record {
 	return Record{Time: r.Time, RequestID: r.RequestID, User: r.User, JenkinsUser: r.JenkinsUser, ClientID: r.ClientID,
 		Tool: r.Tool, Resource: r.Resource, Decision: r.Decision, Code: r.Code, Reason: r.Reason, DurationMS: r.DurationMS, RemoteAddr: r.RemoteAddr}
 }
-

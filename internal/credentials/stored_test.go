@@ -43,7 +43,9 @@ func openStore(t *testing.T) store.Store {
 	return st
 }
 
-func alice() identity.Principal { return identity.Principal{User: "alice@example.com", JenkinsUser: "alice"} }
+func alice() identity.Principal {
+	return identity.Principal{User: "alice@example.com", JenkinsUser: "alice"}
+}
 
 func TestStored_LinkForUnlink(t *testing.T) {
 	t.Parallel()

@@ -3,11 +3,11 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
-	"path/filepath"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
