@@ -101,6 +101,20 @@ func (a *authzEnv) auditRecords(t *testing.T, args ...string) []map[string]any {
 	return recs
 }
 
+// waitAudit polls `butler audit` until done accepts the records, for up to
+// 10 s, and returns the last records read.
+func (a *authzEnv) waitAudit(t *testing.T, done func([]map[string]any) bool, args ...string) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := a.auditRecords(t, args...)
+		if done(recs) || time.Now().After(deadline) {
+			return recs
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func TestLink_VerifiesTheTokenBelongsToTheUser(t *testing.T) {
 	t.Parallel()
 	a := newAuthzEnv(t, freeAddr(t), "", "")
@@ -284,7 +298,8 @@ func TestServe_PolicyAndToolList(t *testing.T) {
 	if r := callTool(t, alice, "trigger_job", map[string]any{"job": "frontend/web-app"}); r.isError {
 		t.Errorf("alice trigger frontend: %s", r.text)
 	}
-	recs := a.auditRecords(t, "--user", "alice", "--decision", "deny")
+	// Records reach the store in batches, off the request path.
+	recs := a.waitAudit(t, func(recs []map[string]any) bool { return len(recs) > 0 }, "--user", "alice", "--decision", "deny")
 	if len(recs) == 0 || recs[0]["code"] != "forbidden" || !strings.Contains(recs[0]["reason"].(string), "prod-write-release-only") {
 		t.Errorf("audit of the policy denial: %v", recs)
 	}
@@ -413,16 +428,8 @@ func TestServe_TwoReplicasSharePostgres(t *testing.T) {
 			t.Errorf("%s: %s", s.url, r.text)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		recs := a.auditRecords(t, "--tool", "get_job")
-		if len(recs) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("shared audit log has %d get_job records, want 2 (one per replica)", len(recs))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if recs := a.waitAudit(t, func(r []map[string]any) bool { return len(r) >= 2 }, "--tool", "get_job"); len(recs) != 2 {
+		t.Fatalf("shared audit log has %d get_job records, want 2 (one per replica)", len(recs))
 	}
 	// Unlinking through the shared store stops both replicas within 5 s.
 	if _, stderr, code := runButler(t, []string{vaultKeyEnv}, "unlink", "--config", a.cfgPath, "--user", "alice"); code != 0 {
