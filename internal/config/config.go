@@ -469,11 +469,31 @@ func (c *Config) JenkinsUserFor(user string) (string, error) {
 }
 
 // mapUser runs a user template; its errors do not repeat the template.
+// JenkinsUserMapper returns JenkinsUserFor with the template parsed once,
+// for the request path.
+func (c *Config) JenkinsUserMapper() (func(user string) (string, error), error) {
+	tmpl, err := parseUserTemplate(c.Jenkins.UserTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("config: jenkins.user_template: %w", err)
+	}
+	return func(user string) (string, error) {
+		out, err := execUserTemplate(tmpl, user)
+		if err != nil {
+			return "", fmt.Errorf("config: jenkins.user_template for user %q: %w", user, err)
+		}
+		return out, nil
+	}, nil
+}
+
 func mapUser(text, user string) (string, error) {
 	tmpl, err := parseUserTemplate(text)
 	if err != nil {
 		return "", err
 	}
+	return execUserTemplate(tmpl, user)
+}
+
+func execUserTemplate(tmpl *template.Template, user string) (string, error) {
 	w := &limitedBuffer{max: maxJenkinsUserLen}
 	if err := tmpl.Execute(w, struct{ User string }{user}); err != nil {
 		if errors.Is(err, errTooLong) {

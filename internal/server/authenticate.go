@@ -130,7 +130,7 @@ func (h *httpServer) authenticate(next http.Handler) http.Handler {
 			h.refuseToken(w, r, calls, err)
 			return
 		}
-		jenkinsUser, err := h.cfg.JenkinsUserFor(id.User)
+		jenkinsUser, err := h.jenkinsUser(id.User)
 		if err != nil {
 			h.d.Logger.WarnContext(ctx, "cannot map user to a Jenkins user", "user", id.User, "err", err)
 			jenkinsUser = ""

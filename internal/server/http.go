@@ -80,6 +80,11 @@ func newHTTPHandler(d HTTPDeps) (http.Handler, *atomic.Int64) {
 	resourceMetadataURL := cfg.Server.PublicURL + "/.well-known/oauth-protected-resource/mcp"
 	h := &httpServer{d: d, cfg: cfg, metadataURL: resourceMetadataURL, origins: cfg.Origins(),
 		sessions: newSessionOwners(30 * time.Minute), inflight: new(atomic.Int64)}
+	if mapper, err := cfg.JenkinsUserMapper(); err == nil {
+		h.jenkinsUser = mapper
+	} else {
+		h.jenkinsUser = func(string) (string, error) { return "", err } // Validate refuses such configs
+	}
 
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return d.MCP }, &mcp.StreamableHTTPOptions{
 		Stateless:           cfg.Server.Stateless,
@@ -126,6 +131,7 @@ func chain(h http.Handler, mw ...func(http.Handler) http.Handler) http.Handler {
 
 type httpServer struct {
 	inflight    *atomic.Int64 // POSTs to /mcp being served
+	jenkinsUser func(user string) (string, error)
 	d           HTTPDeps
 	cfg         *config.Config
 	metadataURL string
