@@ -24,7 +24,8 @@ import (
 	"github.com/butler-mcp/butler/internal/tools"
 )
 
-// loadConfig loads and validates the config for one command.
+// loadConfig loads and validates the config for one command. For stdio,
+// JENKINS_USER and JENKINS_API_TOKEN fill in the local user's credential.
 func loadConfig(e *env, path string, mode config.Mode) (*config.Config, error) {
 	if path == "" {
 		return nil, usagef("--config is required")
@@ -32,6 +33,9 @@ func loadConfig(e *env, path string, mode config.Mode) (*config.Config, error) {
 	cfg, err := config.Load(path, e.getenv)
 	if err != nil {
 		return nil, err
+	}
+	if mode == config.ModeStdio {
+		cfg.ApplyStdioEnv(e.getenv)
 	}
 	if err := cfg.Validate(mode); err != nil {
 		return nil, err

@@ -21,14 +21,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *path == "" {
-		return usagef("--config is required")
-	}
-	cfg, err := config.Load(*path, e.getenv)
+	cfg, err := loadConfig(e, *path, config.ModeServe)
 	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(config.ModeServe); err != nil {
 		return err
 	}
 	logger := server.NewLogger(e.stderr, cfg.Log)

@@ -13,15 +13,8 @@ func runStdio(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *path == "" {
-		return usagef("--config is required")
-	}
-	cfg, err := config.Load(*path, e.getenv)
+	cfg, err := loadConfig(e, *path, config.ModeStdio)
 	if err != nil {
-		return err
-	}
-	cfg.ApplyStdioEnv(e.getenv)
-	if err := cfg.Validate(config.ModeStdio); err != nil {
 		return err
 	}
 	logger := server.NewLogger(e.stderr, cfg.Log) // stdout carries the protocol
