@@ -298,6 +298,18 @@ func TestServe_PolicyAndToolList(t *testing.T) {
 	if r := callTool(t, alice, "trigger_job", map[string]any{"job": "frontend/web-app"}); r.isError {
 		t.Errorf("alice trigger frontend: %s", r.text)
 	}
+	// The audit record's request id and address come from the server, not
+	// from headers a client can send.
+	spoof := rawMCP(t, s.url, map[string]string{"Authorization": "Bearer " + a.token(t, "alice"),
+		"X-Butler-Remote-Addr": "203.0.113.66:1", "X-Request-Id": "spoofed-id"}, toolCallBody("whoami", nil))
+	if spoof.StatusCode != 200 {
+		t.Fatalf("whoami: %d", spoof.StatusCode)
+	}
+	for _, r := range a.waitAudit(t, func(r []map[string]any) bool { return len(r) > 0 }, "--tool", "whoami") {
+		if r["remote_addr"] == "203.0.113.66:1" || r["request_id"] == "spoofed-id" {
+			t.Errorf("audit record took client-supplied metadata: %v", r)
+		}
+	}
 	// Records reach the store in batches, off the request path.
 	recs := a.waitAudit(t, func(recs []map[string]any) bool { return len(recs) > 0 }, "--user", "alice", "--decision", "deny")
 	if len(recs) == 0 || recs[0]["code"] != "forbidden" || !strings.Contains(recs[0]["reason"].(string), "prod-write-release-only") {

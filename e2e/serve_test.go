@@ -522,3 +522,41 @@ func TestDemo_TokenForCurl(t *testing.T) {
 		t.Errorf("demo token without a demo: exit %d %q", code, stderr)
 	}
 }
+
+// TestServe_BodyLimit: a body over 1 MiB is refused before it is read.
+func TestServe_BodyLimit(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	e := newIdPEnv(t, "http://"+addr+"/mcp")
+	s := startServe(t, addr, serveConfig(addr, e, ""))
+	big := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{"x":"` + strings.Repeat("a", 1<<20) + `"}}}`
+	resp := rawMCP(t, s.url, map[string]string{"Authorization": "Bearer " + e.token(t, "alice")}, big)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("1 MiB body: %d, want 413", resp.StatusCode)
+	}
+}
+
+// TestServe_GuestSessionBecomesTheFirstUsersOnly: a session a guest opened
+// belongs to the first user who logs in on it; nobody else's token is
+// served on it afterwards (the SDK alone would let anyone in).
+func TestServe_GuestSessionBecomesTheFirstUsersOnly(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	e := newIdPEnv(t, "http://"+addr+"/mcp")
+	s := startServe(t, addr, strings.Replace(serveConfig(addr, e, ""), "auth:\n", "auth:\n  allow_guest: true\n", 1))
+	guest := rawMCP(t, s.url, nil, initializeBody)
+	sid := guest.Header.Get("Mcp-Session-Id")
+	if guest.StatusCode != 200 || sid == "" {
+		t.Fatalf("guest initialize: %d %q", guest.StatusCode, sid)
+	}
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	if r := rawMCP(t, s.url, map[string]string{"Authorization": "Bearer " + e.token(t, "alice"), "Mcp-Session-Id": sid}, list); r.StatusCode != 200 {
+		t.Fatalf("alice stepping up on the guest's session: %d", r.StatusCode)
+	}
+	if r := rawMCP(t, s.url, map[string]string{"Authorization": "Bearer " + e.token(t, "bob"), "Mcp-Session-Id": sid}, list); r.StatusCode != 403 {
+		t.Errorf("bob on the session alice took over: %d, want 403", r.StatusCode)
+	}
+	if r := rawMCP(t, s.url, map[string]string{"Mcp-Session-Id": sid}, list); r.StatusCode != 403 {
+		t.Errorf("a guest back on alice's session: %d, want 403", r.StatusCode)
+	}
+}
