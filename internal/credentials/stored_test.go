@@ -10,6 +10,7 @@ import (
 
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/store"
 )
 
@@ -158,5 +159,19 @@ func TestStored_KeyRotation(t *testing.T) {
 	wrong, _ := credentials.NewVault(key(9), nil)
 	if _, err := credentials.NewStored(st, wrong, nil, nil).For(ctx, identity.Principal{User: "a", JenkinsUser: "a"}); !errors.Is(err, credentials.ErrDecrypt) {
 		t.Errorf("wrong vault key: %v", err)
+	}
+}
+
+// stdio's source serves only the one local user.
+func TestLocal_OnlyTheLocalUser(t *testing.T) {
+	t.Parallel()
+	l := credentials.Local{Credential: jenkins.Credential{User: "alice", APIToken: "t"}}
+	if c, err := l.For(context.Background(), identity.Principal{User: "alice", JenkinsUser: "alice", Local: true}); err != nil || c.APIToken != "t" {
+		t.Errorf("local user: %v %v", c, err)
+	}
+	for _, p := range []identity.Principal{{User: "bob", JenkinsUser: "alice"}, identity.Guest()} {
+		if _, err := l.For(context.Background(), p); !errors.Is(err, credentials.ErrNotLinked) {
+			t.Errorf("%v got the local credential: %v", p.Name(), err)
+		}
 	}
 }

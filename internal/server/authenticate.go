@@ -231,11 +231,11 @@ func (h *httpServer) auditCalls(r *http.Request, calls []rpcCall, code, reason s
 
 // auditAuthFailure records a refusal that is not about a token's validity
 // (a session used by another user).
-func (h *httpServer) auditAuthFailure(r *http.Request, tool, reason, desc string) {
+func (h *httpServer) auditAuthFailure(r *http.Request, reason, desc string) {
 	p, _ := identity.FromContext(r.Context())
 	h.d.Metrics.AuthFailure(reason)
 	h.d.Audit.Record(r.Context(), audit.Record{
 		Time: h.d.Now().UTC(), RequestID: requestid.FromContext(r.Context()), User: p.User, JenkinsUser: p.JenkinsUser,
-		ClientID: p.ClientID, Tool: tool, Decision: audit.Deny, Code: authz.CodeForbidden, Reason: desc, RemoteAddr: r.RemoteAddr,
+		ClientID: p.ClientID, Decision: audit.Deny, Code: authz.CodeForbidden, Reason: desc, RemoteAddr: r.RemoteAddr,
 	})
 }

@@ -64,14 +64,10 @@ type HTTPDeps struct {
 	Now        func() time.Time
 }
 
-// NewHTTPHandler returns Butler's HTTP handler: /mcp behind the chain, the
+// newHTTPHandler returns Butler's HTTP handler: /mcp behind the chain, the
 // RFC 9728 metadata, health, readiness and (unless served elsewhere)
 // metrics.
-func NewHTTPHandler(d HTTPDeps) http.Handler {
-	h, _ := newHTTPHandler(d)
-	return h
-}
-
+// It also returns the count of /mcp POSTs in flight, for a graceful drain.
 func newHTTPHandler(d HTTPDeps) (http.Handler, *atomic.Int64) {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -241,7 +237,7 @@ func (h *httpServer) mcpHandler(streamable http.Handler) http.Handler {
 		if !h.cfg.Server.Stateless {
 			var ok bool
 			if w, ok = h.sessions.admit(w, r, p); !ok {
-				h.auditAuthFailure(r, "", "session_user_mismatch", "the MCP session belongs to another user")
+				h.auditAuthFailure(r, "session_user_mismatch", "the MCP session belongs to another user")
 				return
 			}
 		}

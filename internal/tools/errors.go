@@ -12,14 +12,14 @@ import (
 
 // Error codes of CONTRACT §4 "Tool errors".
 const (
-	CodeInvalidArgument   = "invalid_argument"
-	CodeForbidden         = "forbidden"
-	CodeNotFound          = "not_found"
-	CodeConflict          = "conflict"
-	CodeNotLinked         = "jenkins_account_not_linked"
-	CodeRateLimited       = "rate_limited"
-	CodeJenkinsUnavailble = "jenkins_unavailable"
-	CodeInternal          = "internal"
+	CodeInvalidArgument    = "invalid_argument"
+	CodeForbidden          = "forbidden"
+	CodeNotFound           = "not_found"
+	CodeConflict           = "conflict"
+	CodeNotLinked          = "jenkins_account_not_linked"
+	CodeRateLimited        = "rate_limited"
+	CodeJenkinsUnavailable = "jenkins_unavailable"
+	CodeInternal           = "internal"
 	// Denials by authentication or scope. They reach a tool only when the
 	// HTTP layer did not answer them first (stdio, or defense in depth).
 	CodeUnauthenticated   = "unauthenticated"
@@ -62,7 +62,7 @@ func statusOf(code string) int {
 		return http.StatusPreconditionRequired
 	case CodeRateLimited:
 		return http.StatusTooManyRequests
-	case CodeJenkinsUnavailble:
+	case CodeJenkinsUnavailable:
 		return http.StatusBadGateway
 	}
 	return http.StatusInternalServerError
@@ -88,7 +88,7 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 		return t.notLinked("you have not linked your Jenkins account to Butler yet")
 	}
 	if errors.Is(err, credentials.ErrExchangeUnavailable) {
-		e := Errorf(CodeJenkinsUnavailble, "could not obtain a Jenkins token for you: the identity provider cannot be reached (request id %s)", requestID)
+		e := Errorf(CodeJenkinsUnavailable, "could not obtain a Jenkins token for you: the identity provider cannot be reached (request id %s)", requestID)
 		e.Status = http.StatusServiceUnavailable
 		return e
 	}
@@ -126,7 +126,7 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 			}
 			return Errorf(CodeInvalidArgument, "%s", msg)
 		case errors.Is(je, jenkins.ErrUnavailable):
-			e := Errorf(CodeJenkinsUnavailble, "Jenkins is unavailable for %s", what)
+			e := Errorf(CodeJenkinsUnavailable, "Jenkins is unavailable for %s", what)
 			switch {
 			case je.Timeout:
 				e.Status = http.StatusGatewayTimeout

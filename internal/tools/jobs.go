@@ -19,8 +19,6 @@ import (
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
 
-const jobDescription = "full path of the job: folders and job name joined by '/', e.g. 'frontend/web-app' (Jenkins's fullName)"
-
 // ListJobsIn selects a page of jobs.
 type ListJobsIn struct {
 	Folder    string `json:"folder,omitempty" jsonschema:"folder to list, e.g. 'backend'; default the whole instance"`

@@ -93,9 +93,6 @@ type def struct {
 	tool    *mcp.Tool
 	class   authz.Class
 	handler mcp.ToolHandler
-	// check validates arguments and returns the call's target without
-	// running anything (used by the HTTP layer to decide on scopes and
-	// by tests).
 }
 
 // New builds the toolset. It fails only if a tool's schema cannot be
