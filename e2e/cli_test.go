@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/store"
 )
 
@@ -146,14 +147,14 @@ func TestAuditCommand_Filters(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	for i, r := range []struct{ user, tool, decision string }{
 		{"alice", "get_job", "allow"}, {"bob", "trigger_job", "deny"}, {"alice", "trigger_job", "allow"},
 		{"carol", "get_job", "error"}, {"alice", "get_build", "allow"},
 	} {
-		recs = append(recs, store.AuditRecord{Time: now.Add(time.Duration(i-10) * time.Minute), RequestID: fmt.Sprint("r", i), User: r.user, Tool: r.tool, Decision: r.decision, Code: "", Reason: "ok"})
+		recs = append(recs, audit.Record{Time: now.Add(time.Duration(i-10) * time.Minute), RequestID: fmt.Sprint("r", i), User: r.user, Tool: r.tool, Decision: r.decision, Code: "", Reason: "ok"})
 	}
-	recs = append(recs, store.AuditRecord{Time: now.Add(-3 * time.Hour), RequestID: "old", User: "alice", Tool: "get_job", Decision: "allow"})
+	recs = append(recs, audit.Record{Time: now.Add(-3 * time.Hour), RequestID: "old", User: "alice", Tool: "get_job", Decision: "allow"})
 	if err := st.AppendAudit(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}

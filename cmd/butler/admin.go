@@ -7,21 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
+	"github.com/butler-mcp/butler/internal/app"
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/config"
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/identity"
-	"github.com/butler-mcp/butler/internal/jenkins"
-	"github.com/butler-mcp/butler/internal/server"
+	"github.com/butler-mcp/butler/internal/secret"
 	"github.com/butler-mcp/butler/internal/store"
-	"github.com/butler-mcp/butler/internal/tools"
 )
 
 // loadConfig loads and validates the config for one command. For stdio,
@@ -45,7 +46,8 @@ func loadConfig(e *env, path string, mode config.Mode) (*config.Config, error) {
 
 // runLink provisions a user's Jenkins API token: it reads the token from
 // stdin, checks with Jenkins (/me/api/json) that it belongs to the Jenkins
-// account the user maps to, and stores it sealed.
+// account the user maps to, and stores it sealed (credentials.Linker, the
+// same use case the linking page runs).
 func runLink(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "link", "--config FILE --user ID [--jenkins-user JID] < token")
 	path := fs.String("config", "", "config file (`FILE`)")
@@ -61,7 +63,13 @@ func runLink(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	mapped, err := cfg.JenkinsUserFor(*user)
+	logger := app.NewLogger(e.stderr, cfg.Log)
+	linker, closeStore, err := app.OpenLinker(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	mapped, err := linker.JenkinsUserFor(*user)
 	if err != nil {
 		return fmt.Errorf("jenkins.user_template: %w", err)
 	}
@@ -72,30 +80,8 @@ func runLink(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := server.NewLogger(e.stderr, cfg.Log)
-	jc, err := server.NewJenkinsClient(cfg, logger, nil)
+	me, err := linker.Link(ctx, *user, token)
 	if err != nil {
-		return err
-	}
-	me, err := jc.Me(ctx, jenkins.Credential{User: mapped, APIToken: token})
-	switch {
-	case errors.Is(err, jenkins.ErrUnauthorized):
-		return fmt.Errorf("Jenkins rejected the API token for %q (HTTP 401): it is wrong, revoked, or not %q's", mapped, mapped)
-	case err != nil:
-		return fmt.Errorf("verifying the token with Jenkins: %w", err)
-	case me.ID != mapped:
-		return fmt.Errorf("the token belongs to Jenkins user %q, not %q: refusing to link someone else's account", me.ID, mapped)
-	}
-	st, err := store.Open(ctx, cfg.Store.DSN.Reveal())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	vault, err := server.NewVault(cfg)
-	if err != nil {
-		return err
-	}
-	if err := credentials.NewStored(st, vault, nil, logger).Link(ctx, *user, mapped, token); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "linked %s to Jenkins user %s (%s)\n", *user, me.ID, me.FullName)
@@ -104,7 +90,7 @@ func runLink(ctx context.Context, e *env, args []string) error {
 
 // readToken reads the first line of r: the API token, never a flag (flags
 // end up in shell history and process lists).
-func readToken(r io.Reader) (string, error) {
+func readToken(r io.Reader) (secret.String, error) {
 	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading the token from stdin: %w", err)
@@ -113,7 +99,7 @@ func readToken(r io.Reader) (string, error) {
 	if tok == "" {
 		return "", usagef("no API token on stdin (e.g. butler link ... < token.txt)")
 	}
-	return tok, nil
+	return secret.String(tok), nil
 }
 
 func runUnlink(ctx context.Context, e *env, args []string) error {
@@ -130,7 +116,7 @@ func runUnlink(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store.DSN.Reveal())
+	st, err := app.OpenStore(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -178,7 +164,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store.DSN.Reveal())
+	st, err := app.OpenStore(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -193,8 +179,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
-		for _, r := range recs {
-			rec := audit.FromStore(r)
+		for _, rec := range recs {
 			if err := enc.Encode(auditJSON{Time: rec.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Record: rec}); err != nil {
 				return err
 			}
@@ -204,15 +189,33 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tDECISION\tUSER\tTOOL\tRESOURCE\tCODE\tREASON")
 	for _, r := range recs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.Decision, r.User, r.Tool, r.Resource, r.Code, r.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339),
+			cell(r.Decision), cell(r.User), cell(r.Tool), cell(r.Resource), cell(r.Code), cell(r.Reason))
 	}
 	return tw.Flush()
 }
 
+// cell is a field of the audit table with every control character (a
+// newline, a tab, a terminal escape) escaped, so that a value a client
+// chose can neither forge a row nor drive the terminal.
+func cell(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) < 0 {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
+}
+
+const policyUsage = "explain --config FILE --user ID [--group G]... [--scope S]... --tool T [--job PATH]"
+
 // runPolicy dispatches `butler policy <subcommand>`.
 func runPolicy(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintf(e.stdout, "Usage: butler policy %s\n(run 'butler policy explain -h' for its flags)\n", policyUsage)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "explain" {
-		return usagef("usage: butler policy explain --config FILE --user ID [--group G]... [--scope S]... --tool T [--job PATH]")
+		return usagef("usage: butler policy %s", policyUsage)
 	}
 	fs := newFlags(e, "policy explain", "--config FILE --user ID [--group G]... [--scope S]... --tool T [--job PATH]")
 	path := fs.String("config", "", "config file (`FILE`)")
@@ -233,13 +236,12 @@ func runPolicy(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	az, err := server.LoadAuthorizer(cfg)
+	az, err := app.NewAuthorizer(cfg)
 	if err != nil {
 		return err
 	}
-	class, ok := toolClass(*tool)
-	if !ok {
-		return usagef("unknown tool %q", *tool)
+	if !catalog.Known(*tool) {
+		return usagef("unknown tool %s; the tools are %s", catalog.Quote(*tool), strings.Join(catalog.Names(), ", "))
 	}
 	p := identity.Principal{User: *user, Groups: groups, Scopes: scopes, Local: len(scopes) == 0}
 	if *guest {
@@ -247,7 +249,7 @@ func runPolicy(ctx context.Context, e *env, args []string) error {
 	} else if mapped, err := cfg.JenkinsUserFor(*user); err == nil {
 		p.JenkinsUser = mapped
 	}
-	ex := az.Explain(ctx, authz.Request{Principal: p, Tool: *tool, Class: class, Job: *job})
+	ex := az.Explain(ctx, authz.Request{Principal: p, Tool: *tool, Job: *job})
 	fmt.Fprint(e.stdout, authz.FormatExplanation(ex))
 	if len(scopes) == 0 && !*guest {
 		fmt.Fprintln(e.stdout, "(no --scope given: OAuth scopes were not checked)")
@@ -256,16 +258,4 @@ func runPolicy(ctx context.Context, e *env, args []string) error {
 		return exitError{exitDenied}
 	}
 	return nil
-}
-
-// toolClass is the class of a tool, from the tool definitions themselves.
-func toolClass(name string) (authz.Class, bool) {
-	ts, err := tools.New(tools.Deps{
-		Authorizer: authz.New(nil),
-		Principal:  func(context.Context, *mcp.RequestExtra) identity.Principal { return identity.Principal{} },
-	})
-	if err != nil {
-		return 0, false
-	}
-	return ts.Class(name)
 }

@@ -2,7 +2,10 @@
 // behalf of real people, with each person's own Jenkins permissions.
 //
 // This package holds only flag parsing and wiring; everything else lives in
-// internal/. See README.md and CONTRACT.md for the commands.
+// internal/ (internal/app builds the components). See docs/ for the
+// commands. Built with the nodemo tag (go build -tags nodemo), the binary
+// leaves out the demo and everything only the demo needs: the Jenkins
+// simulator and the development identity provider.
 package main
 
 import (
@@ -53,8 +56,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
-		{"demo", "run a Jenkins simulator with sample data and Butler, for trying Butler out", runDemo},
+	return append(demoCommands(), []command{
 		{"serve", "run the production server (Streamable HTTP)", runServe},
 		{"stdio", "serve MCP over stdin/stdout for one local user", runStdio},
 		{"link", "store a user's Jenkins API token (read from stdin) after checking it with Jenkins", runLink},
@@ -63,7 +65,7 @@ func commands() []command {
 		{"check-config", "validate a config file and its policy", runCheckConfig},
 		{"policy", "policy explain: evaluate the policy for a request and say why", runPolicy},
 		{"version", "print the version", runVersion},
-	}
+	}...)
 }
 
 func main() {
@@ -75,11 +77,12 @@ func main() {
 
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		printUsage(e.stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
+		return exitUsage
+	}
+	if isHelp(args[0]) || args[0] == "help" {
+		printUsage(e.stdout)
 		return exitOK
 	}
 	for _, c := range commands() {
@@ -119,25 +122,43 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "Run 'butler <command> -h' for a command's flags.")
 }
 
-// newFlags returns a flag set whose errors are usage errors and whose
-// output goes to stderr.
-func newFlags(e *env, name, usage string) *flag.FlagSet {
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
+
+// flags is a command's flag set: -h prints the usage to stdout and exits
+// 0; a flag error is one line on stderr and exit 2.
+type flags struct {
+	*flag.FlagSet
+	e     *env
+	name  string
+	usage string
+}
+
+// newFlags returns the flag set of `butler name`; usage is its synopsis.
+func newFlags(e *env, name, usage string) *flags {
 	fs := flag.NewFlagSet("butler "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: butler %s %s\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs
+	// The flag package would print its error and the whole usage to the
+	// output; errors are reported by run instead, in one line.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flags{FlagSet: fs, e: e, name: name, usage: usage}
+}
+
+// printUsage writes the synopsis and the flags to stdout.
+func (f *flags) printUsage() {
+	fmt.Fprintf(f.e.stdout, "Usage: butler %s %s\n", f.name, f.usage)
+	f.SetOutput(f.e.stdout)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
 }
 
 // parseFlags parses args and refuses stray positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) error {
+func parseFlags(fs *flags, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.printUsage()
 			return err
 		}
-		return usageError{err.Error()}
+		return usagef("%v (run 'butler %s -h' for its flags)", err, fs.name)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/butler-mcp/butler/internal/app"
 	"github.com/butler-mcp/butler/internal/config"
 	"github.com/butler-mcp/butler/internal/server"
 )
@@ -17,8 +18,8 @@ func runStdio(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := server.NewLogger(e.stderr, cfg.Log) // stdout carries the protocol
-	s, err := server.NewStdioServer(cfg, version, logger)
+	logger := app.NewLogger(e.stderr, cfg.Log) // stdout carries the protocol
+	s, err := app.NewStdio(cfg, version, logger)
 	if err != nil {
 		return err
 	}

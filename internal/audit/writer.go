@@ -5,13 +5,11 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/butler-mcp/butler/internal/store"
 )
 
 // Sink persists batches of records (the store).
 type Sink interface {
-	AppendAudit(ctx context.Context, recs []store.AuditRecord) error
+	AppendAudit(ctx context.Context, recs []Record) error
 }
 
 // WriterOptions tune a Writer.
@@ -152,10 +150,7 @@ func (w *Writer) flush(batch []Record) {
 	if len(batch) == 0 {
 		return
 	}
-	recs := make([]store.AuditRecord, len(batch))
-	for i, r := range batch {
-		recs[i] = ToStore(r)
-	}
+	recs := batch
 	var err error
 	for attempt, wait := 0, 50*time.Millisecond; attempt < 5; attempt, wait = attempt+1, wait*2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -167,16 +162,4 @@ func (w *Writer) flush(batch []Record) {
 		time.Sleep(wait)
 	}
 	w.logger.Error("audit records could not be stored; they remain in the log", "records", len(recs), "err", err)
-}
-
-// ToStore converts a record for the store.
-func ToStore(r Record) store.AuditRecord {
-	return store.AuditRecord{Time: r.Time, RequestID: r.RequestID, User: r.User, JenkinsUser: r.JenkinsUser, ClientID: r.ClientID,
-		Tool: r.Tool, Resource: r.Resource, Decision: r.Decision, Code: r.Code, Reason: r.Reason, DurationMS: r.DurationMS, RemoteAddr: r.RemoteAddr}
-}
-
-// FromStore converts a stored record.
-func FromStore(r store.AuditRecord) Record {
-	return Record{Time: r.Time, RequestID: r.RequestID, User: r.User, JenkinsUser: r.JenkinsUser, ClientID: r.ClientID,
-		Tool: r.Tool, Resource: r.Resource, Decision: r.Decision, Code: r.Code, Reason: r.Reason, DurationMS: r.DurationMS, RemoteAddr: r.RemoteAddr}
 }

@@ -30,7 +30,7 @@
 //     groups, and the policy applies to it as to anyone.
 //   - action: Action::"<tool>", whose parent is Action::"write" for the
 //     tools that change Jenkins (trigger_job, stop_build,
-//     cancel_queue_item, and any tool of ClassSensitive) and
+//     cancel_queue_item: the catalog's sensitive tools) and
 //     Action::"read" for every other tool.
 //   - resource: Job::"<canonical full path>" whose parents are
 //     Folder::"<ancestor>" for each folder above it ("a/b/c" is in
@@ -62,34 +62,9 @@ import (
 
 	cedar "github.com/cedar-policy/cedar-go"
 
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/identity"
 )
-
-// Class is how sensitive a tool is.
-type Class int
-
-// Tool classes (CONTRACT §4).
-const (
-	ClassGuest         Class = iota // may be called without a token (health)
-	ClassAuthenticated              // any authenticated user; touches no Jenkins job
-	ClassRead                       // reads Jenkins as the user
-	ClassSensitive                  // changes Jenkins as the user (trigger, stop, cancel)
-)
-
-// String returns the class name used in docs and messages.
-func (c Class) String() string {
-	switch c {
-	case ClassGuest:
-		return "guest"
-	case ClassAuthenticated:
-		return "authenticated"
-	case ClassRead:
-		return "read"
-	case ClassSensitive:
-		return "sensitive"
-	}
-	return fmt.Sprintf("Class(%d)", int(c))
-}
 
 // Denial codes, as recorded in the audit log.
 const (
@@ -101,8 +76,9 @@ const (
 // Request is one question to the authorizer.
 type Request struct {
 	Principal identity.Principal
-	Tool      string
-	Class     Class
+	// Tool is the tool's name; its class, action group and resource kind
+	// come from the catalog. A tool the catalog does not have is denied.
+	Tool string
 	// Job is the canonical job path the call is about, "" when none. For
 	// list_all_jobs it is the folder listed.
 	Job string
@@ -143,11 +119,16 @@ type Options struct {
 	// file's name. Default "policy.cedar", or "default.cedar" for the
 	// built-in policy.
 	PolicyName string
+	// AllowGuest lets requests without a token set up a session, list the
+	// tools and call guest tools (auth.allow_guest). Default false: a
+	// guest may do nothing.
+	AllowGuest bool
 }
 
 // Authorizer takes decisions. It is safe for concurrent use: it holds only
 // values computed by its constructor.
 type Authorizer struct {
+	allowGuest bool
 	toolScopes func(string) []string
 	name       string
 	policies   policyList
@@ -177,7 +158,7 @@ func NewWithPolicy(opts *Options) (*Authorizer, error) {
 	if opts != nil {
 		o = *opts
 	}
-	a := &Authorizer{toolScopes: func(string) []string { return nil }}
+	a := &Authorizer{toolScopes: func(string) []string { return nil }, allowGuest: o.AllowGuest}
 	if o.ToolScopes != nil {
 		a.toolScopes = o.ToolScopes
 	}
@@ -237,15 +218,56 @@ const (
 
 // decide runs the checks in order and says which stage decided.
 func (a *Authorizer) decide(req Request) (Decision, string) {
-	if d, done := a.authenticate(req); done {
+	tool, ok := catalog.Lookup(req.Tool)
+	if !ok {
+		return Decision{Code: CodeForbidden, Reason: fmt.Sprintf("unknown tool %s", catalog.Quote(req.Tool))}, StagePolicy
+	}
+	if d, done := a.authenticate(req.Principal, tool); done {
 		return d, StageAuthentication
 	}
 	if d, done := a.checkScopes(req); done {
 		return d, StageScope
 	}
-	d, _, _ := a.policyStep(req)
+	d, _, _ := a.policyStep(req, tool)
 	return d, StagePolicy
 }
+
+// ScopeCheck is the scope step of Decide alone: a denial with
+// CodeInsufficientScope and the scopes the call needs when p's token lacks
+// one of them, else an allowing Decision. The HTTP layer asks it before MCP
+// so that a client gets the step-up challenge of RFC 6750 §3.1; the tool
+// wrapper asks Decide, which runs the same check.
+func (a *Authorizer) ScopeCheck(p identity.Principal, tool string) Decision {
+	if d, done := a.checkScopes(Request{Principal: p, Tool: tool}); done {
+		return d
+	}
+	return Decision{Allow: true}
+}
+
+// guestMethods are the MCP methods a guest may call besides guest tools:
+// set up a session and discover the tools. Notifications are always
+// allowed (they ask nothing of Butler).
+var guestMethods = []string{"initialize", "ping", "tools/list", "logging/setLevel"}
+
+// GuestMay reports whether a request without a token may call method
+// (and, for tools/call, tool). It is false for everything unless guests
+// are allowed; then guests may set up a session, list the tools, send
+// notifications and call the catalog's guest tools.
+func (a *Authorizer) GuestMay(method, tool string) bool {
+	switch {
+	case !a.allowGuest:
+		return false
+	case method == "tools/call":
+		t, ok := catalog.Lookup(tool)
+		return ok && t.Class == catalog.ClassGuest
+	case method == "" || strings.HasPrefix(method, "notifications/"):
+		return true
+	}
+	return slices.Contains(guestMethods, method)
+}
+
+// AllowsGuests reports whether guests are allowed at all.
+func (a *Authorizer) AllowsGuests() bool { return a.allowGuest }
 
 func (a *Authorizer) checkScopes(req Request) (Decision, bool) {
 	if req.Principal.Guest || req.Principal.Local {
@@ -265,14 +287,15 @@ func (a *Authorizer) checkScopes(req Request) (Decision, bool) {
 		Reason: fmt.Sprintf("the token lacks scope %s needed by %s", strings.Join(missing, ", "), req.Tool)}, true
 }
 
-// buildRequest turns req into a Cedar request and its entities.
-func buildRequest(req Request) (*cedarRequest, error) {
-	res, resEnts, err := resourceEntities(req.Tool, req.Job)
+// buildRequest turns req, a call of tool, into a Cedar request and its
+// entities.
+func buildRequest(req Request, tool catalog.Tool) (*cedarRequest, error) {
+	res, resEnts, err := resourceEntities(tool, req.Job)
 	if err != nil {
 		return nil, err
 	}
 	pe := principalEntity(req.Principal)
-	ae := actionEntity(req.Tool, req.Class)
+	ae := actionEntity(tool)
 	ents := make(entityList, 0, 2+len(resEnts))
 	ents = append(ents, pe, ae)
 	ents = append(ents, resEnts...)
@@ -289,12 +312,12 @@ func buildRequest(req Request) (*cedarRequest, error) {
 
 // policyStep evaluates the policy set. It returns the Cedar request (nil
 // when it could not be built) and Cedar's diagnostic for Explain.
-func (a *Authorizer) policyStep(req Request) (Decision, *cedarRequest, cedar.Diagnostic) {
+func (a *Authorizer) policyStep(req Request, tool catalog.Tool) (Decision, *cedarRequest, cedar.Diagnostic) {
 	if a.broken != nil {
 		return Decision{Code: CodeForbidden, Reason: fmt.Sprintf("%s denied: the policy could not be loaded: %s",
 			req.Tool, strings.ReplaceAll(a.broken.Error(), "\n", "; "))}, nil, cedar.Diagnostic{}
 	}
-	cr, err := buildRequest(req)
+	cr, err := buildRequest(req, tool)
 	if err != nil {
 		// The tools layer parses paths before asking, so this is a bug or
 		// a new caller; deny rather than guess a resource.
@@ -389,15 +412,19 @@ func redact(msg string, params map[string]any) string {
 // context is the principal's own scopes and client id with no parameters;
 // a policy whose evaluation fails on that context is skipped, as Cedar
 // does, rather than hiding the tool (Decide still denies such a call).
-func (a *Authorizer) Visible(ctx context.Context, p identity.Principal, tool string, class Class) bool {
-	if d, done := a.authenticate(Request{Principal: p, Tool: tool, Class: class}); done {
+func (a *Authorizer) Visible(ctx context.Context, p identity.Principal, name string) bool {
+	tool, ok := catalog.Lookup(name)
+	if !ok {
+		return false
+	}
+	if d, done := a.authenticate(p, tool); done {
 		return d.Allow
 	}
 	if a.broken != nil {
 		return false
 	}
 	pe := principalEntity(p)
-	ae := actionEntity(tool, class)
+	ae := actionEntity(tool)
 	cctx := contextRecord(p, nil)
 	ents := make(entityList, 0, 8)
 	for _, pr := range a.probes.forTool(tool) {
@@ -411,11 +438,14 @@ func (a *Authorizer) Visible(ctx context.Context, p identity.Principal, tool str
 	return false
 }
 
-func (a *Authorizer) authenticate(req Request) (Decision, bool) {
-	if req.Principal.Guest && req.Class != ClassGuest {
-		return Decision{Code: CodeUnauthenticated, Reason: fmt.Sprintf("%s needs an authenticated user", req.Tool)}, true
+// authenticate is the first check: a guest reaches only guest tools, and
+// anyone else must name a user. It is the only place that decides what a
+// guest may call.
+func (a *Authorizer) authenticate(p identity.Principal, tool catalog.Tool) (Decision, bool) {
+	if p.Guest && tool.Class != catalog.ClassGuest {
+		return Decision{Code: CodeUnauthenticated, Reason: fmt.Sprintf("%s needs an authenticated user", tool.Name)}, true
 	}
-	if !req.Principal.Guest && req.Principal.User == "" {
+	if !p.Guest && p.User == "" {
 		return Decision{Code: CodeUnauthenticated, Reason: "no user in the request"}, true
 	}
 	return Decision{}, false

@@ -9,24 +9,25 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/identity"
 )
 
 // allTools is every tool, with its class (CONTRACT §4).
-var allTools = map[string]Class{
-	"health":                ClassGuest,
-	"get_current_time_info": ClassAuthenticated,
-	"whoami":                ClassAuthenticated,
-	"list_all_jobs":         ClassRead,
-	"get_job":               ClassRead,
-	"get_queue_item":        ClassRead,
-	"get_build":             ClassRead,
-	"get_build_log":         ClassRead,
-	"search_build_log":      ClassRead,
-	"get_test_results":      ClassRead,
-	"trigger_job":           ClassSensitive,
-	"stop_build":            ClassSensitive,
-	"cancel_queue_item":     ClassSensitive,
+var allTools = map[string]catalog.Class{
+	"health":                catalog.ClassGuest,
+	"get_current_time_info": catalog.ClassAuthenticated,
+	"whoami":                catalog.ClassAuthenticated,
+	"list_all_jobs":         catalog.ClassRead,
+	"get_job":               catalog.ClassRead,
+	"get_queue_item":        catalog.ClassRead,
+	"get_build":             catalog.ClassRead,
+	"get_build_log":         catalog.ClassRead,
+	"search_build_log":      catalog.ClassRead,
+	"get_test_results":      catalog.ClassRead,
+	"trigger_job":           catalog.ClassSensitive,
+	"stop_build":            catalog.ClassSensitive,
+	"cancel_queue_item":     catalog.ClassSensitive,
 }
 
 func toolNames() []string {
@@ -42,15 +43,33 @@ func toolNames() []string {
 // get "", list_all_jobs gets the folder part of job.
 func jobFor(tool, job string) string {
 	switch {
-	case slices.Contains(serverTools, tool):
+	case resourceOf(tool) == catalog.ResourceServer || resourceOf(tool) == catalog.ResourceQueueItem:
 		return ""
-	case tool == folderResourceTool:
+	case resourceOf(tool) == catalog.ResourceFolder:
 		if i := strings.LastIndex(job, "/"); i > 0 {
 			return job[:i]
 		}
 		return ""
 	}
 	return job
+}
+
+func resourceOf(tool string) catalog.Resource {
+	t, _ := catalog.Lookup(tool)
+	return t.Resource
+}
+
+// TestCatalog_ClassesAsExpected pins each tool's class, on which the
+// guest rule and the action groups depend.
+func TestCatalog_ClassesAsExpected(t *testing.T) {
+	t.Parallel()
+	got := map[string]catalog.Class{}
+	for _, tool := range catalog.All() {
+		got[tool.Name] = tool.Class
+	}
+	if diff := cmp.Diff(allTools, got); diff != "" {
+		t.Errorf("catalog classes (-want +got):\n%s", diff)
+	}
 }
 
 func user(name string, groups ...string) identity.Principal {
@@ -94,11 +113,11 @@ func runDecide(t *testing.T, a *Authorizer, cases []decideCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			class, ok := allTools[tc.tool]
+			_, ok := allTools[tc.tool]
 			if !ok {
 				t.Fatalf("unknown tool %q in test", tc.tool)
 			}
-			d := a.Decide(context.Background(), Request{Principal: tc.p, Tool: tc.tool, Class: class, Job: tc.job, Parameters: tc.params})
+			d := a.Decide(context.Background(), Request{Principal: tc.p, Tool: tc.tool, Job: tc.job, Parameters: tc.params})
 			if d.Allow != tc.allow || d.Code != tc.code {
 				t.Fatalf("Decide = allow %v code %q (%s), want allow %v code %q", d.Allow, d.Code, d.Reason, tc.allow, tc.code)
 			}
@@ -205,7 +224,7 @@ func TestDecide_EvaluationErrorDenies(t *testing.T) {
 @id("careless") forbid (principal, action == Action::"trigger_job", resource)
   when { context.parameters.MISSING == "yes" };
 `), "p.cedar")
-	req := Request{Principal: user("alice"), Tool: "trigger_job", Class: ClassSensitive, Job: "a/b"}
+	req := Request{Principal: user("alice"), Tool: "trigger_job", Job: "a/b"}
 	d := a.Decide(context.Background(), req)
 	if d.Allow || d.Code != CodeForbidden {
 		t.Fatalf("Decide = %+v, want a forbidden denial", d)
@@ -232,7 +251,7 @@ func TestDecide_EvaluationErrorReasonHidesParameterValues(t *testing.T) {
 @id("odd") forbid (principal, action, resource) when { ip(context.parameters.TOKEN).isIpv4() };
 `), "p.cedar")
 	secret := "s3cr3t-value-do-not-log"
-	d := a.Decide(context.Background(), Request{Principal: user("alice"), Tool: "trigger_job", Class: ClassSensitive,
+	d := a.Decide(context.Background(), Request{Principal: user("alice"), Tool: "trigger_job",
 		Job: "a/b", Parameters: map[string]any{"TOKEN": secret}})
 	if d.Allow {
 		t.Fatalf("Decide = %+v, want denied", d)
@@ -240,7 +259,7 @@ func TestDecide_EvaluationErrorReasonHidesParameterValues(t *testing.T) {
 	if strings.Contains(d.Reason, secret) {
 		t.Errorf("Reason %q carries the parameter value", d.Reason)
 	}
-	e := a.Explain(context.Background(), Request{Principal: user("alice"), Tool: "trigger_job", Class: ClassSensitive,
+	e := a.Explain(context.Background(), Request{Principal: user("alice"), Tool: "trigger_job",
 		Job: "a/b", Parameters: map[string]any{"TOKEN": secret}})
 	for _, p := range e.Policies {
 		if strings.Contains(p.Error, secret) {
@@ -252,7 +271,7 @@ func TestDecide_EvaluationErrorReasonHidesParameterValues(t *testing.T) {
 func TestDecide_DefaultDenyWhenNoPolicyMatches(t *testing.T) {
 	t.Parallel()
 	a := mustNew(t, []byte(`@id("only-bob") permit (principal == User::"bob", action, resource);`), "p.cedar")
-	d := a.Decide(context.Background(), Request{Principal: user("alice"), Tool: "get_job", Class: ClassRead, Job: "a/b"})
+	d := a.Decide(context.Background(), Request{Principal: user("alice"), Tool: "get_job", Job: "a/b"})
 	if d.Allow || d.Code != CodeForbidden || d.Policies != nil {
 		t.Fatalf("Decide = %+v, want a default denial with no policies", d)
 	}
@@ -274,7 +293,7 @@ func TestDecide_ScopesInContext(t *testing.T) {
 		p     identity.Principal
 		allow bool
 	}{{with, true}, {without, false}, {otherClient, false}} {
-		d := a.Decide(context.Background(), Request{Principal: tc.p, Tool: "trigger_job", Class: ClassSensitive, Job: "a/b"})
+		d := a.Decide(context.Background(), Request{Principal: tc.p, Tool: "trigger_job", Job: "a/b"})
 		if d.Allow != tc.allow {
 			t.Errorf("scopes %v client %q: %+v, want allow %v", tc.p.Scopes, tc.p.ClientID, d, tc.allow)
 		}
@@ -294,7 +313,7 @@ func TestDecide_ParametersInContext(t *testing.T) {
 };
 `), "p.cedar")
 	params := map[string]any{"ENV": "production", "COUNT": float64(3), "DRY": false, "RATIO": 1.5, "LIST": []any{"a", 1}, "NOTHING": nil}
-	req := Request{Principal: user("alice"), Tool: "trigger_job", Class: ClassSensitive, Job: "a/b", Parameters: params}
+	req := Request{Principal: user("alice"), Tool: "trigger_job", Job: "a/b", Parameters: params}
 	if d := a.Decide(context.Background(), req); !d.Allow {
 		t.Fatalf("Decide = %+v, want allowed", d)
 	}
@@ -316,37 +335,41 @@ func TestDecide_ChecksRunInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if d := a.Decide(ctx, Request{Principal: identity.Guest(), Tool: "whoami", Class: ClassAuthenticated}); d.Code != CodeUnauthenticated {
+	if d := a.Decide(ctx, Request{Principal: identity.Guest(), Tool: "whoami"}); d.Code != CodeUnauthenticated {
 		t.Errorf("guest whoami: %+v, want unauthenticated", d)
 	}
-	if d := a.Decide(ctx, Request{Principal: identity.Principal{}, Tool: "whoami", Class: ClassAuthenticated}); d.Code != CodeUnauthenticated {
+	if d := a.Decide(ctx, Request{Principal: identity.Principal{}, Tool: "whoami"}); d.Code != CodeUnauthenticated {
 		t.Errorf("no user: %+v, want unauthenticated", d)
 	}
-	d := a.Decide(ctx, Request{Principal: identity.Principal{User: "alice", Scopes: []string{"jenkins:read"}}, Tool: "trigger_job", Class: ClassSensitive, Job: "a"})
+	d := a.Decide(ctx, Request{Principal: identity.Principal{User: "alice", Scopes: []string{"jenkins:read"}}, Tool: "trigger_job", Job: "a"})
 	if d.Code != CodeInsufficientScope || !slices.Equal(d.RequiredScopes, []string{"jenkins:build"}) {
 		t.Errorf("missing scope: %+v, want insufficient_scope for jenkins:build", d)
 	}
-	if d := a.Decide(ctx, Request{Principal: identity.Principal{User: "alice", Local: true}, Tool: "trigger_job", Class: ClassSensitive, Job: "a"}); !d.Allow {
+	if d := a.Decide(ctx, Request{Principal: identity.Principal{User: "alice", Local: true}, Tool: "trigger_job", Job: "a"}); !d.Allow {
 		t.Errorf("local principal: %+v, want allowed (no scopes checked)", d)
 	}
 
 	// And a scope that passes still meets the policy.
 	strict := mustNew(t, []byte(`@id("bob") permit (principal == User::"bob", action, resource);`), "p.cedar")
 	strict.toolScopes = a.toolScopes
-	d = strict.Decide(ctx, Request{Principal: user("alice"), Tool: "trigger_job", Class: ClassSensitive, Job: "a"})
+	d = strict.Decide(ctx, Request{Principal: user("alice"), Tool: "trigger_job", Job: "a"})
 	if d.Code != CodeForbidden {
 		t.Errorf("policy after scopes: %+v, want forbidden", d)
 	}
 }
 
-// TestDecide_UnknownSensitiveToolIsAWrite pins that a sensitive tool this
-// package does not know by name is still governed by the write rules.
-func TestDecide_UnknownSensitiveToolIsAWrite(t *testing.T) {
+// TestDecide_UnknownToolIsDenied pins that a tool the catalog does not
+// have is denied whatever the policy says: no name can escape the action
+// groups by being new.
+func TestDecide_UnknownToolIsDenied(t *testing.T) {
 	t.Parallel()
-	a := exampleAuthz(t)
-	d := a.Decide(context.Background(), Request{Principal: user("carol", "admins"), Tool: "delete_job", Class: ClassSensitive, Job: "prod/deploy"})
-	if d.Allow || !slices.Equal(d.Policies, []string{"prod-write-release-only"}) {
-		t.Errorf("Decide = %+v, want the prod forbid", d)
+	a := mustNew(t, []byte(`@id("all") permit (principal, action, resource);`), "p.cedar")
+	d := a.Decide(context.Background(), Request{Principal: user("carol", "admins"), Tool: "delete_job", Job: "prod/deploy"})
+	if d.Allow || d.Code != CodeForbidden || !strings.Contains(d.Reason, `unknown tool "delete_job"`) {
+		t.Errorf("Decide = %+v, want forbidden for an unknown tool", d)
+	}
+	if a.Visible(context.Background(), user("carol", "admins"), "delete_job") {
+		t.Error("an unknown tool is visible")
 	}
 }
 
@@ -368,12 +391,13 @@ func TestEntities_FolderChain(t *testing.T) {
 		{"get_job", "a/c", false},
 		{"get_job", "b/a/b/c", false},
 	} {
-		d := a.Decide(context.Background(), Request{Principal: user("u"), Tool: tc.tool, Class: ClassRead, Job: tc.job})
+		d := a.Decide(context.Background(), Request{Principal: user("u"), Tool: tc.tool, Job: tc.job})
 		if d.Allow != tc.allow {
 			t.Errorf("%s %s: %+v, want allow %v", tc.tool, tc.job, d, tc.allow)
 		}
 	}
-	uid, ents, err := resourceEntities("get_job", "a/b/c")
+	getJob, _ := catalog.Lookup(catalog.GetJob)
+	uid, ents, err := resourceEntities(getJob, "a/b/c")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,11 +438,11 @@ func TestNew_BrokenPolicyFailsClosed(t *testing.T) {
 	t.Parallel()
 	for _, src := range [][]byte{[]byte(`permit (principal, action, resource`), {}, []byte("// nothing\n")} {
 		a := New(&Options{Policy: src, PolicyName: "bad.cedar"})
-		d := a.Decide(context.Background(), Request{Principal: user("alice"), Tool: "get_job", Class: ClassRead, Job: "a"})
+		d := a.Decide(context.Background(), Request{Principal: user("alice"), Tool: "get_job", Job: "a"})
 		if d.Allow || d.Code != CodeForbidden || !strings.Contains(d.Reason, "bad.cedar") {
 			t.Errorf("source %q: Decide = %+v, want a forbidden denial naming the file", src, d)
 		}
-		if a.Visible(context.Background(), user("alice"), "get_job", ClassRead) {
+		if a.Visible(context.Background(), user("alice"), "get_job") {
 			t.Errorf("source %q: get_job visible", src)
 		}
 		if _, err := NewWithPolicy(&Options{Policy: src}); err == nil {

@@ -17,7 +17,7 @@ func BenchmarkDecide(b *testing.B) {
 		{"example", exampleAuthz(b)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			req := Request{Principal: user("alice", "developers"), Tool: "trigger_job", Class: ClassSensitive,
+			req := Request{Principal: user("alice", "developers"), Tool: "trigger_job",
 				Job: "frontend/web/deploy", Parameters: map[string]any{"ENV": "staging", "DRY_RUN": true}}
 			if d := bc.a.Decide(context.Background(), req); !d.Allow {
 				b.Fatalf("Decide = %+v", d)
@@ -38,7 +38,7 @@ func BenchmarkVisible(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, t := range names {
-			a.Visible(context.Background(), p, t, allTools[t])
+			a.Visible(context.Background(), p, t)
 		}
 	}
 }

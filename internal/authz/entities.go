@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 
 	cedar "github.com/cedar-policy/cedar-go"
 
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
@@ -27,43 +27,18 @@ const (
 	serverID = "butler"
 
 	// ActionRead and ActionWrite are the two action groups: every tool's
-	// action is a child of exactly one of them.
-	ActionRead  = "read"
-	ActionWrite = "write"
+	// action is a child of exactly one of them (catalog.Tool.ActionGroup).
+	ActionRead  = catalog.ActionRead
+	ActionWrite = catalog.ActionWrite
 )
 
 // entityTypes are the only entity types a policy may name.
 var entityTypes = []cedar.EntityType{typeUser, typeGroup, typeGuest, typeAction, typeJob, typeFolder, typeServer}
 
-// writeTools change Jenkins; their actions are children of Action::"write".
-var writeTools = []string{"trigger_job", "stop_build", "cancel_queue_item"}
-
-// readTools are every other tool; their actions are children of
-// Action::"read". Kept here, not taken from the tools package, because that
-// package depends on this one; a policy naming a tool outside these two
-// lists is refused by ValidatePolicy.
-var readTools = []string{
-	"health", "get_current_time_info", "whoami", "list_all_jobs", "get_job",
-	"get_queue_item", "get_build", "get_build_log", "search_build_log", "get_test_results",
-}
-
-// folderResourceTool is the one tool whose job argument names a folder
-// (list_all_jobs's folder), so its resource is a Folder, not a Job.
-const folderResourceTool = "list_all_jobs"
-
-// ActionGroup returns the action group of tool, ActionWrite or ActionRead.
-// A tool of class ClassSensitive is a write even if this package does not
-// know its name, so a forbid on writes cannot be bypassed by a new tool.
-func ActionGroup(tool string, class Class) string {
-	if class == ClassSensitive || slices.Contains(writeTools, tool) {
-		return ActionWrite
-	}
-	return ActionRead
-}
-
-// knownAction reports whether id names an action of the model.
+// knownAction reports whether id names an action of the model: an action
+// group or a tool of the catalog.
 func knownAction(id string) bool {
-	return id == ActionRead || id == ActionWrite || slices.Contains(readTools, id) || slices.Contains(writeTools, id)
+	return id == ActionRead || id == ActionWrite || catalog.Known(id)
 }
 
 // cedarRequest is one request in Cedar's terms: the request itself and the
@@ -107,10 +82,10 @@ func principalEntity(p identity.Principal) cedar.Entity {
 
 // actionEntity is Action::"<tool>", child of Action::"read" or
 // Action::"write".
-func actionEntity(tool string, class Class) cedar.Entity {
+func actionEntity(tool catalog.Tool) cedar.Entity {
 	return cedar.Entity{
-		UID:     cedar.NewEntityUID(typeAction, cedar.String(tool)),
-		Parents: cedar.NewEntityUIDSet(cedar.NewEntityUID(typeAction, cedar.String(ActionGroup(tool, class)))),
+		UID:     cedar.NewEntityUID(typeAction, cedar.String(tool.Name)),
+		Parents: cedar.NewEntityUIDSet(cedar.NewEntityUID(typeAction, cedar.String(tool.ActionGroup()))),
 	}
 }
 
@@ -123,7 +98,7 @@ func actionEntity(tool string, class Class) cedar.Entity {
 // job is parsed again here, whatever the caller did: the policy must see
 // the canonical path, and an invalid path is an error (a denial), never a
 // resource in some other folder.
-func resourceEntities(tool, job string) (cedar.EntityUID, []cedar.Entity, error) {
+func resourceEntities(tool catalog.Tool, job string) (cedar.EntityUID, []cedar.Entity, error) {
 	if job == "" {
 		return cedar.NewEntityUID(typeServer, serverID), nil, nil
 	}
@@ -132,7 +107,7 @@ func resourceEntities(tool, job string) (cedar.EntityUID, []cedar.Entity, error)
 		return cedar.EntityUID{}, nil, err
 	}
 	typ := typeJob
-	if tool == folderResourceTool {
+	if tool.Resource == catalog.ResourceFolder {
 		typ = typeFolder
 	}
 	uid, ents := pathEntities(typ, p.String(), p.Ancestors())

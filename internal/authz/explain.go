@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/butler-mcp/butler/internal/catalog"
 )
 
 // Explanation is a decision with the detail behind it, for `butler policy
@@ -63,7 +65,11 @@ func (a *Authorizer) Explain(ctx context.Context, req Request) Explanation {
 	if a.broken != nil {
 		return e
 	}
-	cr, err := buildRequest(req)
+	tool, ok := catalog.Lookup(req.Tool)
+	if !ok {
+		return e
+	}
+	cr, err := buildRequest(req, tool)
 	if err != nil {
 		return e
 	}

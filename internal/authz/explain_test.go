@@ -19,19 +19,19 @@ func TestFormatExplanation_FirstLine(t *testing.T) {
 		first string
 	}{
 		{"allow with the deciding permit",
-			Request{Principal: user("alice", "developers"), Tool: "trigger_job", Class: ClassSensitive, Job: "frontend/web"},
+			Request{Principal: user("alice", "developers"), Tool: "trigger_job", Job: "frontend/web"},
 			"allow developers-write-outside-prod"},
 		{"deny with the deciding forbid",
-			Request{Principal: user("alice", "developers"), Tool: "trigger_job", Class: ClassSensitive, Job: "prod/deploy"},
+			Request{Principal: user("alice", "developers"), Tool: "trigger_job", Job: "prod/deploy"},
 			"deny prod-write-release-only"},
 		{"default deny names no policy",
-			Request{Principal: user("dave"), Tool: "trigger_job", Class: ClassSensitive, Job: "frontend/web"},
+			Request{Principal: user("dave"), Tool: "trigger_job", Job: "frontend/web"},
 			"deny"},
 		{"authentication denial names no policy",
-			Request{Principal: identity.Guest(), Tool: "whoami", Class: ClassAuthenticated},
+			Request{Principal: identity.Guest(), Tool: "whoami"},
 			"deny"},
 		{"several permits",
-			Request{Principal: user("carol", "admins", "developers"), Tool: "get_job", Class: ClassRead, Job: "a"},
+			Request{Principal: user("carol", "admins", "developers"), Tool: "get_job", Job: "a"},
 			"allow users-read admins-all"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +53,7 @@ func TestExplain_Detail(t *testing.T) {
 	t.Parallel()
 	a := exampleAuthz(t)
 	e := a.Explain(context.Background(), Request{Principal: user("alice", "developers"), Tool: "trigger_job",
-		Class: ClassSensitive, Job: "prod/eu/deploy", Parameters: map[string]any{"ENV": "production"}})
+		Job: "prod/eu/deploy", Parameters: map[string]any{"ENV": "production"}})
 	if e.Stage != StagePolicy {
 		t.Errorf("Stage = %q", e.Stage)
 	}
@@ -102,7 +102,7 @@ func TestExplain_ErrorOutcome(t *testing.T) {
 @id("all") permit (principal, action, resource);
 @id("careless") forbid (principal, action, resource) when { context.parameters.ENV == "x" };
 `), "p.cedar")
-	e := a.Explain(context.Background(), Request{Principal: user("u"), Tool: "get_job", Class: ClassRead, Job: "a"})
+	e := a.Explain(context.Background(), Request{Principal: user("u"), Tool: "get_job", Job: "a"})
 	out := FormatExplanation(e)
 	if !strings.HasPrefix(out, "deny careless\n") {
 		t.Errorf("output:\n%s", out)

@@ -5,14 +5,9 @@ import (
 
 	cedar "github.com/cedar-policy/cedar-go"
 
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
-
-// jobTools take a job argument: their resource is a Job.
-var jobTools = []string{"get_job", "trigger_job", "stop_build", "get_build", "get_build_log", "search_build_log", "get_test_results"}
-
-// serverTools name no job: their resource is always Server::"butler".
-var serverTools = []string{"health", "get_current_time_info", "whoami", "get_queue_item", "cancel_queue_item"}
 
 // probeName is the name of the stand-in job or folder used by Visible. No
 // real item can have it (jobpath refuses "." as a segment), and
@@ -104,18 +99,18 @@ func newProbeSet(pl policyList) probeSet {
 	return ps
 }
 
-// forTool returns the probes for the resources tool can have: the server
-// for tools that name no job, the server and folders for list_all_jobs,
-// jobs for the job tools, everything for a tool this package does not
-// know.
-func (ps probeSet) forTool(tool string) []probe {
-	switch {
-	case slices.Contains(serverTools, tool):
-		return ps.server
-	case tool == folderResourceTool:
+// forTool returns the probes for the resources tool can have, by its
+// resource kind: the server for tools that name no job (and for queue
+// tools, whose job is known only once Jenkins is asked), the server and
+// folders for a folder listing, jobs for the job tools.
+func (ps probeSet) forTool(tool catalog.Tool) []probe {
+	switch tool.Resource {
+	case catalog.ResourceFolder:
 		return ps.listing
-	case slices.Contains(jobTools, tool):
+	case catalog.ResourceJob:
 		return ps.jobs
+	case catalog.ResourceServer, catalog.ResourceQueueItem:
+		return ps.server
 	}
 	return ps.all
 }

@@ -8,7 +8,7 @@
 // at hand (Mode) and reports every problem at once, as dex does, so that an
 // operator fixes a file in one pass.
 //
-// Secrets never leave this package in printable form: they are Secret and
+// Secrets never leave this package in printable form: they are secret.String and
 // DSN values, which print redacted, and no error message quotes one.
 //
 // Relative file paths (jenkins.tls_ca_file, policy.file, a sqlite store)
@@ -24,9 +24,13 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/butler-mcp/butler/internal/catalog"
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 // Config is the whole of butler.yaml. The yaml tags are the exact key names
@@ -118,7 +122,7 @@ type Introspection struct {
 	// ClientID authenticates Butler at the endpoint.
 	ClientID string `yaml:"client_id"`
 	// ClientSecret authenticates Butler at the endpoint.
-	ClientSecret Secret `yaml:"client_secret"`
+	ClientSecret secret.String `yaml:"client_secret"`
 	// CacheTTL is how long an introspection answer is reused.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
@@ -146,7 +150,7 @@ type Jenkins struct {
 	// (see Config.ApplyStdioEnv).
 	User string `yaml:"user"`
 	// APIToken is that user's API token, for stdio only.
-	APIToken Secret `yaml:"api_token"`
+	APIToken secret.String `yaml:"api_token"`
 	// Credentials is how serve obtains users' credentials.
 	Credentials CredentialsMode `yaml:"credentials"`
 	// UserTemplate is a text/template mapping the user claim ({{.User}})
@@ -169,7 +173,7 @@ type TokenExchange struct {
 	// ClientID authenticates Butler at the token endpoint.
 	ClientID string `yaml:"client_id"`
 	// ClientSecret authenticates Butler at the token endpoint.
-	ClientSecret Secret `yaml:"client_secret"`
+	ClientSecret secret.String `yaml:"client_secret"`
 }
 
 // Store is the database of credentials, audit records and web sessions.
@@ -179,9 +183,9 @@ type Store struct {
 	// VaultKey is the standard base64 of the 32-byte AES-256-GCM key that
 	// encrypts stored credentials. When the file does not set it, it is
 	// ${BUTLER_VAULT_KEY}.
-	VaultKey Secret `yaml:"vault_key"`
+	VaultKey secret.String `yaml:"vault_key"`
 	// VaultOldKeys are previous keys, still used to decrypt, for rotation.
-	VaultOldKeys []Secret `yaml:"vault_old_keys"`
+	VaultOldKeys []secret.String `yaml:"vault_old_keys"`
 }
 
 // Policy is the Cedar policy.
@@ -206,11 +210,11 @@ type Web struct {
 	// ClientID is the OIDC client of the page; empty disables /connect.
 	ClientID string `yaml:"client_id"`
 	// ClientSecret is that client's secret.
-	ClientSecret Secret `yaml:"client_secret"`
+	ClientSecret secret.String `yaml:"client_secret"`
 	// SessionKey is the standard base64 of at least 32 random bytes that
 	// protect the browser session. When the file does not set it, it is
 	// ${BUTLER_SESSION_KEY}.
-	SessionKey Secret `yaml:"session_key"`
+	SessionKey secret.String `yaml:"session_key"`
 }
 
 // Log configures the debug log (not the audit log).
@@ -235,17 +239,6 @@ func (l Log) SlogLevel() slog.Level {
 	return slog.LevelInfo
 }
 
-// ToolNames returns the names of Butler's tools (CONTRACT §4), the only
-// keys auth.tool_scopes accepts besides "default". It is a function, not a
-// variable, so that no caller can change the list for everyone.
-func ToolNames() []string {
-	return []string{
-		"health", "get_current_time_info", "whoami", "list_all_jobs", "get_job",
-		"trigger_job", "get_queue_item", "cancel_queue_item", "get_build",
-		"get_build_log", "search_build_log", "stop_build", "get_test_results",
-	}
-}
-
 // DefaultToolScopesKey is the auth.tool_scopes key that applies to every
 // tool not listed.
 const DefaultToolScopesKey = "default"
@@ -266,15 +259,7 @@ func Default() *Config {
 			UserClaim:       "sub",
 			GroupsClaim:     "groups",
 			ScopesSupported: []string{"jenkins:read", "jenkins:build"},
-			ToolScopes: map[string][]string{
-				DefaultToolScopesKey: {"jenkins:read"},
-				// Guest tools need no scope (CONTRACT §2); listing health
-				// here makes that visible and overridable.
-				"health":            {},
-				"trigger_job":       {"jenkins:build"},
-				"stop_build":        {"jenkins:build"},
-				"cancel_queue_item": {"jenkins:build"},
-			},
+			ToolScopes:      defaultToolScopes(),
 		},
 		Jenkins: Jenkins{
 			Credentials:  CredentialsPerUserToken,
@@ -293,6 +278,20 @@ func Default() *Config {
 			Format: "json",
 		},
 	}
+}
+
+// defaultToolScopes is auth.tool_scopes's default: jenkins:read for every
+// tool, unless the tool's catalog entry names its own default (the tools
+// that change Jenkins need jenkins:build; guest tools need none, listed so
+// that this is visible and overridable).
+func defaultToolScopes() map[string][]string {
+	m := map[string][]string{DefaultToolScopesKey: {"jenkins:read"}}
+	for _, t := range catalog.All() {
+		if t.DefaultScopes != nil {
+			m[t.Name] = slices.Clone(t.DefaultScopes)
+		}
+	}
+	return m
 }
 
 // ResourceURL returns the MCP resource URL, server.public_url + "/mcp",
@@ -565,7 +564,7 @@ func (c *Config) WebSessionKey() ([]byte, error) {
 }
 
 // decodeKey32 decodes a key that must be exactly 32 bytes.
-func decodeKey32(s Secret) ([32]byte, error) {
+func decodeKey32(s secret.String) ([32]byte, error) {
 	var k [32]byte
 	b, err := decodeKeyBytes(s)
 	if err != nil {
@@ -579,7 +578,7 @@ func decodeKey32(s Secret) ([32]byte, error) {
 }
 
 // decodeKeyMin decodes a key that must be at least min bytes.
-func decodeKeyMin(s Secret, min int) ([]byte, error) {
+func decodeKeyMin(s secret.String, min int) ([]byte, error) {
 	if s == "" {
 		return nil, errors.New("not set")
 	}
@@ -596,7 +595,7 @@ func decodeKeyMin(s Secret, min int) ([]byte, error) {
 // decodeKeyBytes decodes standard base64. Its errors say what is wrong with
 // the encoding, never where: base64.CorruptInputError's offset would hint at
 // the key's content.
-func decodeKeyBytes(s Secret) ([]byte, error) {
+func decodeKeyBytes(s secret.String) ([]byte, error) {
 	v := strings.TrimSpace(s.Reveal())
 	b, err := base64.StdEncoding.DecodeString(v)
 	if err == nil {
@@ -623,7 +622,7 @@ func (c *Config) ApplyStdioEnv(getenv func(string) (string, bool)) {
 	}
 	if c.Jenkins.APIToken == "" {
 		if v, ok := getenv("JENKINS_API_TOKEN"); ok && v != "" {
-			c.Jenkins.APIToken = Secret(v)
+			c.Jenkins.APIToken = secret.String(v)
 			delete(c.envNotes, "jenkins.api_token")
 		}
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/butler-mcp/butler/internal/catalog"
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 func encodeStd(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -106,7 +109,7 @@ func TestAuth_ScopesFor(t *testing.T) {
 func TestConfig_ScopesForDefaults(t *testing.T) {
 	t.Parallel()
 	c := Default()
-	for _, tool := range ToolNames() {
+	for _, tool := range catalog.Names() {
 		want := []string{"jenkins:read"}
 		switch tool {
 		case "trigger_job", "stop_build", "cancel_queue_item":
@@ -117,18 +120,6 @@ func TestConfig_ScopesForDefaults(t *testing.T) {
 		if got := c.ScopesFor(tool); !cmp.Equal(want, got) {
 			t.Errorf("default ScopesFor(%q) = %q, want %q", tool, got, want)
 		}
-	}
-}
-
-func TestToolNames_IsACopy(t *testing.T) {
-	t.Parallel()
-	names := ToolNames()
-	if len(names) != 13 {
-		t.Errorf("ToolNames() has %d names, want the 13 tools of the contract", len(names))
-	}
-	names[0] = "changed"
-	if ToolNames()[0] != "health" {
-		t.Error("changing the result of ToolNames changed the next result")
 	}
 }
 
@@ -206,7 +197,7 @@ func TestConfig_VaultKeys(t *testing.T) {
 	t.Parallel()
 	c := Default()
 	c.Store.VaultKey = testVaultKey
-	c.Store.VaultOldKeys = []Secret{testOldVaultKey}
+	c.Store.VaultOldKeys = []secret.String{testOldVaultKey}
 	cur, old, err := c.VaultKeys()
 	if err != nil {
 		t.Fatal(err)
@@ -224,14 +215,14 @@ func TestConfig_VaultKeys(t *testing.T) {
 	}
 
 	for _, tt := range []struct {
-		key  Secret
-		old  []Secret
+		key  secret.String
+		old  []secret.String
 		want string
 	}{
 		{"", nil, "store.vault_key is not set"},
 		{"c2hvcnQ=", nil, "store.vault_key: decodes to 5 bytes"},
 		{"not base64!", nil, "store.vault_key: is not standard base64"},
-		{testVaultKey, []Secret{testOldVaultKey, "c2hvcnQ="}, "store.vault_old_keys[1]: decodes to 5 bytes"},
+		{testVaultKey, []secret.String{testOldVaultKey, "c2hvcnQ="}, "store.vault_old_keys[1]: decodes to 5 bytes"},
 	} {
 		c.Store.VaultKey, c.Store.VaultOldKeys = tt.key, tt.old
 		if _, _, err := c.VaultKeys(); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -243,12 +234,12 @@ func TestConfig_VaultKeys(t *testing.T) {
 func TestConfig_WebSessionKey(t *testing.T) {
 	t.Parallel()
 	c := Default()
-	c.Web.SessionKey = Secret(b64(48))
+	c.Web.SessionKey = secret.String(b64(48))
 	k, err := c.WebSessionKey()
 	if err != nil || len(k) != 48 {
 		t.Errorf("WebSessionKey() = %d bytes, %v; want 48 bytes", len(k), err)
 	}
-	c.Web.SessionKey = Secret(b64(16))
+	c.Web.SessionKey = secret.String(b64(16))
 	if _, err := c.WebSessionKey(); err == nil || !strings.Contains(err.Error(), "want at least 32") {
 		t.Errorf("WebSessionKey() with 16 bytes = %v", err)
 	}

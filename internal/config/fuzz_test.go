@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/butler-mcp/butler/internal/catalog"
 )
 
 // FuzzParse checks that no input makes Parse, Validate or the accessors
@@ -55,7 +57,7 @@ func FuzzParse(f *testing.F) {
 		_ = c.ResourceURL()
 		_ = c.Audiences()
 		_ = c.Origins()
-		for _, tool := range append(ToolNames(), "unknown") {
+		for _, tool := range append(catalog.Names(), "unknown") {
 			if c.ScopesFor(tool) == nil {
 				t.Fatalf("ScopesFor(%q) = nil", tool)
 			}

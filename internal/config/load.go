@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 // OSGetenv looks a variable up in the process environment. Pass it to Load,
@@ -151,9 +153,9 @@ func (d *decoder) problem(path string, n *yaml.Node, format string, args ...any)
 }
 
 // seed sets a default that is itself a variable reference.
-func (d *decoder) seed(dst *Secret, path, name string) {
+func (d *decoder) seed(dst *secret.String, path, name string) {
 	v, set := d.getenv(name)
-	*dst = Secret(v)
+	*dst = secret.String(v)
 	switch {
 	case !set:
 		d.notes[path] = fmt.Sprintf("it defaults to ${%s}, which is not set", name)

@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"gopkg.in/yaml.v3"
+
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 // ignoreBookkeeping compares Configs by their settings only.
@@ -186,7 +188,7 @@ func wantFull() *Config {
 		Store: Store{
 			DSN:          "postgres://butler:pg-s3cret@db.example.com:5432/butler?sslmode=verify-full",
 			VaultKey:     testVaultKey,
-			VaultOldKeys: []Secret{testOldVaultKey},
+			VaultOldKeys: []secret.String{testOldVaultKey},
 		},
 		Policy: Policy{File: "testdata/policy.cedar"},
 		Limits: Limits{PerUserRPS: 2.5, Burst: 5, RedisURL: "rediss://:redis-s3cret@redis.example.com:6380/0"},
@@ -229,7 +231,7 @@ func TestParse_FullExampleRoundTrips(t *testing.T) {
 	// Marshaling is for display, so secrets come back redacted and
 	// everything else unchanged.
 	want := wantFull()
-	for _, s := range []*Secret{&want.Auth.Introspection.ClientSecret, &want.Jenkins.APIToken,
+	for _, s := range []*secret.String{&want.Auth.Introspection.ClientSecret, &want.Jenkins.APIToken,
 		&want.Jenkins.TokenExchange.ClientSecret, &want.Store.VaultKey, &want.Store.VaultOldKeys[0],
 		&want.Web.ClientSecret, &want.Web.SessionKey} {
 		*s = "[redacted]"

@@ -10,49 +10,8 @@ import (
 	"strings"
 )
 
-// redacted is what every secret prints instead of its value.
+// redacted is what a DSN that cannot be masked prints instead.
 const redacted = "[redacted]"
-
-// Secret is a configuration string that must never reach a log line, an
-// error message or a dump of the configuration: API tokens, client secrets
-// and keys. Every way Go has of printing a value (fmt with any verb, JSON,
-// text and YAML marshaling, slog) shows "[redacted]" instead, and an empty
-// Secret prints as empty so that "not configured" stays visible. Only
-// Reveal gives the value, so the places that use it are easy to find.
-//
-// Keeping the redaction on the type, rather than on the code that logs,
-// follows oauth2-proxy: nobody has to remember to mask a field.
-type Secret string
-
-// Reveal returns the secret value. Call it only where the value is used
-// (an HTTP request to Jenkins or the IdP, a cipher key), never to log it.
-func (s Secret) Reveal() string { return string(s) }
-
-// String returns "[redacted]", or "" when the secret is empty.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString returns the same as String, so %#v cannot print the value.
-func (s Secret) GoString() string { return s.String() }
-
-// Format implements fmt.Formatter so that every verb, including %x, %q and
-// %d, prints the placeholder rather than the bytes of the value.
-func (s Secret) Format(f fmt.State, verb rune) { formatPlaceholder(f, verb, s.String()) }
-
-// MarshalJSON encodes the placeholder, never the value.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
-
-// MarshalText encodes the placeholder, never the value. YAML and other
-// text encoders use it.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// LogValue implements slog.LogValuer so that a Secret logged as an
-// attribute, by any handler, shows the placeholder.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // DSN is a connection URL that may carry a password in its user info or
 // query (store.dsn, limits.redis_url). It prints with the password

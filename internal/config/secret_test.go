@@ -11,20 +11,22 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 const secretValue = "hunter2-s3cr3t"
 
 func TestSecret_NeverPrintsItsValue(t *testing.T) {
 	t.Parallel()
-	s := Secret(secretValue)
+	s := secret.String(secretValue)
 	type holder struct {
-		Token Secret
-		Ptr   *Secret
+		Token secret.String
+		Ptr   *secret.String
 	}
 	h := holder{Token: s, Ptr: &s}
 	for _, verb := range []string{"%v", "%s", "%+v", "%#v", "%q", "%x", "%X", "%d", "%10s", "%T"} {
-		for _, arg := range []any{s, h, &h, []Secret{s}, map[string]Secret{"k": s}} {
+		for _, arg := range []any{s, h, &h, []secret.String{s}, map[string]secret.String{"k": s}} {
 			out := fmt.Sprintf(verb, arg)
 			if strings.Contains(out, secretValue) || strings.Contains(out, fmt.Sprintf("%x", secretValue)) {
 				t.Errorf("Sprintf(%q, %T) = %q shows the secret", verb, arg, out)
@@ -49,9 +51,9 @@ func TestSecret_NeverPrintsItsValue(t *testing.T) {
 
 func TestSecret_EmptyStaysEmpty(t *testing.T) {
 	t.Parallel()
-	var s Secret
+	var s secret.String
 	if got := fmt.Sprintf("%v|%s|%#v", s, s, s); got != "||" {
-		t.Errorf("empty Secret prints %q", got)
+		t.Errorf("empty secret.String prints %q", got)
 	}
 	if b, _ := json.Marshal(s); string(b) != `""` {
 		t.Errorf("json.Marshal(empty) = %s", b)
@@ -66,8 +68,8 @@ func TestSecret_EmptyStaysEmpty(t *testing.T) {
 
 func TestSecret_JSONAndTextShowPlaceholder(t *testing.T) {
 	t.Parallel()
-	s := Secret(secretValue)
-	b, err := json.Marshal(map[string]any{"s": s, "list": []Secret{s}})
+	s := secret.String(secretValue)
+	b, err := json.Marshal(map[string]any{"s": s, "list": []secret.String{s}})
 	if err != nil {
 		t.Fatal(err)
 	}

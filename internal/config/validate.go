@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/butler-mcp/butler/internal/catalog"
 )
 
 // Problem is one thing wrong with a config: the key path it is about
@@ -311,7 +313,7 @@ func (v *validator) auth() {
 		}
 	}
 	tools := map[string]bool{DefaultToolScopesKey: true}
-	for _, t := range ToolNames() {
+	for _, t := range catalog.Names() {
 		tools[t] = true
 	}
 	keys := make([]string, 0, len(a.ToolScopes))
@@ -323,7 +325,7 @@ func (v *validator) auth() {
 	for _, k := range keys {
 		field := "auth.tool_scopes." + k
 		if !tools[k] {
-			v.add(field, "unknown tool %q; the keys are %q or a tool name: %s", k, DefaultToolScopesKey, strings.Join(ToolNames(), ", "))
+			v.add(field, "unknown tool %q; the keys are %q or a tool name: %s", k, DefaultToolScopesKey, strings.Join(catalog.Names(), ", "))
 			continue
 		}
 		for i, s := range a.ToolScopes[k] {

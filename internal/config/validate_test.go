@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/butler-mcp/butler/internal/catalog"
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 // fakeFiles is the file system Validate sees in these tests.
@@ -166,7 +169,7 @@ func TestValidate_Rules(t *testing.T) {
 			"is the default for cancel_queue_item"},
 		{"tool_scopes empty scope", ModeServe, func(c *Config) { c.Auth.ToolScopes["get_job"] = []string{""} }, []string{"auth.tool_scopes.get_job[0]"}, "must not be empty"},
 		{"tool_scopes every tool name", ModeServe, func(c *Config) {
-			for _, n := range ToolNames() {
+			for _, n := range catalog.Names() {
 				c.Auth.ToolScopes[n] = []string{}
 			}
 		}, nil, ""},
@@ -231,10 +234,10 @@ func TestValidate_Rules(t *testing.T) {
 			c.Jenkins.Credentials = CredentialsTokenExchange
 			c.Jenkins.TokenExchange = TokenExchange{Audience: "jenkins", ClientID: "b", ClientSecret: "s"}
 		}, []string{"store.vault_key"}, "decodes to 5 bytes, want exactly 32"},
-		{"vault_key 33 bytes", ModeServe, func(c *Config) { c.Store.VaultKey = Secret(b64(33)) }, []string{"store.vault_key"}, "want exactly 32"},
+		{"vault_key 33 bytes", ModeServe, func(c *Config) { c.Store.VaultKey = secret.String(b64(33)) }, []string{"store.vault_key"}, "want exactly 32"},
 		{"vault_key URL-safe", ModeServe, func(c *Config) { c.Store.VaultKey = "_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-8=" }, []string{"store.vault_key"}, "URL-safe"},
-		{"vault_key unpadded", ModeServe, func(c *Config) { c.Store.VaultKey = Secret(strings.TrimRight(testVaultKey, "=")) }, []string{"store.vault_key"}, "padding"},
-		{"vault_old_keys checked", ModeAdmin, func(c *Config) { c.Store.VaultOldKeys = []Secret{testOldVaultKey, "bm9wZQ==", ""} },
+		{"vault_key unpadded", ModeServe, func(c *Config) { c.Store.VaultKey = secret.String(strings.TrimRight(testVaultKey, "=")) }, []string{"store.vault_key"}, "padding"},
+		{"vault_old_keys checked", ModeAdmin, func(c *Config) { c.Store.VaultOldKeys = []secret.String{testOldVaultKey, "bm9wZQ==", ""} },
 			[]string{"store.vault_old_keys[1]", "store.vault_old_keys[2]"}, "want exactly 32"},
 
 		// policy
@@ -260,13 +263,13 @@ func TestValidate_Rules(t *testing.T) {
 		{"web needs secret and session key", ModeServe, func(c *Config) { c.Web.ClientID = "butler-web" },
 			[]string{"web.client_secret", "web.session_key"}, "required when web.client_id is set"},
 		{"web session key too short", ModeServe, func(c *Config) {
-			c.Web = Web{ClientID: "butler-web", ClientSecret: "s", SessionKey: Secret(b64(31))}
+			c.Web = Web{ClientID: "butler-web", ClientSecret: "s", SessionKey: secret.String(b64(31))}
 		}, []string{"web.session_key"}, "want at least 32"},
 		{"web session key not base64", ModeServe, func(c *Config) {
 			c.Web = Web{ClientID: "butler-web", ClientSecret: "s", SessionKey: "not base64!"}
 		}, []string{"web.session_key"}, "not standard base64"},
 		{"web complete", ModeServe, func(c *Config) {
-			c.Web = Web{ClientID: "butler-web", ClientSecret: "s", SessionKey: Secret(b64(64))}
+			c.Web = Web{ClientID: "butler-web", ClientSecret: "s", SessionKey: secret.String(b64(64))}
 		}, nil, ""},
 		{"web disabled ignores session key", ModeServe, func(c *Config) { c.Web.SessionKey = "junk" }, nil, ""},
 

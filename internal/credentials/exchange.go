@@ -15,6 +15,7 @@ import (
 
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 // ErrExchange: the identity provider refused the token exchange.
@@ -80,7 +81,7 @@ func (x *Exchange) For(ctx context.Context, p identity.Principal) (jenkins.Crede
 	c, ok := x.cache[p.User]
 	x.mu.Unlock()
 	if ok && c.subject == subject && now.Before(c.until) {
-		return jenkins.Credential{User: p.JenkinsUser, Bearer: c.token}, nil
+		return jenkins.Credential{User: p.JenkinsUser, Bearer: secret.String(c.token)}, nil
 	}
 	tok, ttl, err := x.exchange(ctx, p.AccessToken.Reveal())
 	if err != nil {
@@ -91,7 +92,7 @@ func (x *Exchange) For(ctx context.Context, p identity.Principal) (jenkins.Crede
 	x.mu.Lock()
 	x.cache[p.User] = exchanged{token: tok, subject: subject, until: until}
 	x.mu.Unlock()
-	return jenkins.Credential{User: p.JenkinsUser, Bearer: tok}, nil
+	return jenkins.Credential{User: p.JenkinsUser, Bearer: secret.String(tok)}, nil
 }
 
 // Linked is true for any authenticated user: the credential is made on

@@ -15,6 +15,7 @@ import (
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/devidp"
 	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 const (
@@ -85,15 +86,15 @@ func TestExchange_TokenForJenkins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := identity.Principal{User: "alice", JenkinsUser: "alice", AccessToken: identity.Token(subject)}
+	p := identity.Principal{User: "alice", JenkinsUser: "alice", AccessToken: secret.String(subject)}
 	c, err := x.For(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Bearer == "" || c.Bearer == subject || c.APIToken != "" || c.User != "alice" {
+	if c.Bearer == "" || c.Bearer.Reveal() == subject || c.APIToken != "" || c.User != "alice" {
 		t.Fatalf("credential: %v (the caller's own token must never be used for Jenkins)", c)
 	}
-	claims := claimsOf(t, c.Bearer)
+	claims := claimsOf(t, c.Bearer.Reveal())
 	if claims["sub"] != "alice" || !strings.Contains(jsonString(claims["aud"]), jenkinsAudience) || strings.Contains(jsonString(claims["aud"]), butlerResource) {
 		t.Errorf("exchanged token claims: %v", claims)
 	}
@@ -103,8 +104,8 @@ func TestExchange_TokenForJenkins(t *testing.T) {
 	}
 	// Another user gets their own.
 	bobSubject, _ := idp.IssueToken(ctx, devidp.TokenRequest{User: "bob", Resource: butlerResource})
-	bc, err := x.For(ctx, identity.Principal{User: "bob", JenkinsUser: "bob", AccessToken: identity.Token(bobSubject)})
-	if err != nil || claimsOf(t, bc.Bearer)["sub"] != "bob" {
+	bc, err := x.For(ctx, identity.Principal{User: "bob", JenkinsUser: "bob", AccessToken: secret.String(bobSubject)})
+	if err != nil || claimsOf(t, bc.Bearer.Reveal())["sub"] != "bob" {
 		t.Errorf("bob: %v %v", bc, err)
 	}
 	if ok, _ := x.Linked(ctx, p); !ok {
@@ -117,7 +118,7 @@ func TestExchange_Refusals(t *testing.T) {
 	ctx := context.Background()
 	idp, tokenURL, _ := exchangeIdP(t)
 	subject, _ := idp.IssueToken(ctx, devidp.TokenRequest{User: "alice", Resource: butlerResource})
-	p := identity.Principal{User: "alice", JenkinsUser: "alice", AccessToken: identity.Token(subject)}
+	p := identity.Principal{User: "alice", JenkinsUser: "alice", AccessToken: secret.String(subject)}
 	wrongSecret := credentials.NewExchange(credentials.ExchangeOptions{
 		TokenEndpoint: func(context.Context) (string, error) { return tokenURL, nil },
 		Audience:      jenkinsAudience, ClientID: "butler-exchange", ClientSecret: "nope",

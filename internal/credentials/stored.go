@@ -10,6 +10,7 @@ import (
 
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/secret"
 	"github.com/butler-mcp/butler/internal/store"
 )
 
@@ -17,10 +18,18 @@ import (
 // unlink takes effect everywhere within it (CONTRACT §8: at most 5 s).
 const CacheTTL = 5 * time.Second
 
+// Store is what Stored needs of the store: the sealed credentials.
+type Store interface {
+	PutCredential(ctx context.Context, c store.Credential) error
+	GetCredential(ctx context.Context, user string) (store.Credential, error)
+	DeleteCredential(ctx context.Context, user string) error
+	ListCredentials(ctx context.Context) ([]store.Credential, error)
+}
+
 // Stored is the credential source of per_user_token mode: each user's
 // Jenkins API token, sealed by the Vault in the store.
 type Stored struct {
-	store  store.Store
+	store  Store
 	vault  *Vault
 	now    func() time.Time
 	logger *slog.Logger
@@ -36,7 +45,7 @@ type cached struct {
 }
 
 // NewStored returns a Stored source. now may be nil (time.Now).
-func NewStored(s store.Store, v *Vault, now func() time.Time, logger *slog.Logger) *Stored {
+func NewStored(s Store, v *Vault, now func() time.Time, logger *slog.Logger) *Stored {
 	if now == nil {
 		now = time.Now
 	}
@@ -72,13 +81,13 @@ func (s *Stored) For(ctx context.Context, p identity.Principal) (jenkins.Credent
 			"user", p.User, "stored_jenkins_user", rec.JenkinsUser, "expected_jenkins_user", p.JenkinsUser)
 		return jenkins.Credential{}, fmt.Errorf("credentials: %q: stored account %q is not %q: %w", p.User, rec.JenkinsUser, p.JenkinsUser, ErrNotLinked)
 	}
-	secret, stale, err := s.vault.Open(rec.User, rec.JenkinsUser, rec.Sealed, rec.KeyID)
+	plain, stale, err := s.vault.Open(rec.User, rec.JenkinsUser, rec.Sealed, rec.KeyID)
 	if err != nil {
 		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.User, err)
 	}
-	cred := jenkins.Credential{User: rec.JenkinsUser, APIToken: string(secret)}
+	cred := jenkins.Credential{User: rec.JenkinsUser, APIToken: secret.String(plain)}
 	if stale {
-		if err := s.put(ctx, rec.User, rec.JenkinsUser, secret); err != nil {
+		if err := s.put(ctx, rec.User, rec.JenkinsUser, plain); err != nil {
 			s.logger.WarnContext(ctx, "re-sealing a credential with the current vault key failed", "user", p.User, "err", err)
 		}
 	}
@@ -105,12 +114,13 @@ func (s *Stored) Linked(ctx context.Context, p identity.Principal) (bool, error)
 }
 
 // Link stores token as user's credential for jenkinsUser. The caller has
-// verified, with Jenkins, that the token belongs to jenkinsUser.
-func (s *Stored) Link(ctx context.Context, user, jenkinsUser, token string) error {
+// verified, with Jenkins, that the token belongs to jenkinsUser: outside
+// tests, that caller is Linker.
+func (s *Stored) Link(ctx context.Context, user, jenkinsUser string, token secret.String) error {
 	if user == "" || jenkinsUser == "" || token == "" {
 		return errors.New("credentials: link needs a user, a Jenkins user and a token")
 	}
-	if err := s.put(ctx, user, jenkinsUser, []byte(token)); err != nil {
+	if err := s.put(ctx, user, jenkinsUser, []byte(token.Reveal())); err != nil {
 		return err
 	}
 	s.forget(user)
@@ -142,11 +152,11 @@ func (s *Stored) Reseal(ctx context.Context) (int, error) {
 		if rec.KeyID == s.vault.CurrentKeyID() {
 			continue
 		}
-		secret, _, err := s.vault.Open(rec.User, rec.JenkinsUser, rec.Sealed, rec.KeyID)
+		plain, _, err := s.vault.Open(rec.User, rec.JenkinsUser, rec.Sealed, rec.KeyID)
 		if err != nil {
 			return n, fmt.Errorf("credentials: reseal %q: %w", rec.User, err)
 		}
-		if err := s.put(ctx, rec.User, rec.JenkinsUser, secret); err != nil {
+		if err := s.put(ctx, rec.User, rec.JenkinsUser, plain); err != nil {
 			return n, err
 		}
 		n++

@@ -11,6 +11,7 @@ import (
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/secret"
 	"github.com/butler-mcp/butler/internal/store"
 )
 
@@ -131,7 +132,7 @@ func TestStored_KeyRotation(t *testing.T) {
 	oldV, _ := credentials.NewVault(key(1), nil)
 	before := credentials.NewStored(st, oldV, nil, nil)
 	for _, u := range []string{"a", "b", "c"} {
-		if err := before.Link(ctx, u, u, "tok-"+u); err != nil {
+		if err := before.Link(ctx, u, u, secret.String("tok-"+u)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,7 +152,7 @@ func TestStored_KeyRotation(t *testing.T) {
 	newOnly, _ := credentials.NewVault(key(2), nil)
 	final := credentials.NewStored(st, newOnly, nil, nil)
 	for _, u := range []string{"a", "b", "c"} {
-		if c, err := final.For(ctx, identity.Principal{User: u, JenkinsUser: u}); err != nil || c.APIToken != "tok-"+u {
+		if c, err := final.For(ctx, identity.Principal{User: u, JenkinsUser: u}); err != nil || c.APIToken.Reveal() != "tok-"+u {
 			t.Errorf("%s without the old key: %v %v", u, c, err)
 		}
 	}

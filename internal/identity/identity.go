@@ -6,10 +6,9 @@ package identity
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"log/slog"
 	"slices"
+
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 // Principal is the caller of a request.
@@ -33,34 +32,8 @@ type Principal struct {
 	// AccessToken is the caller's bearer token, kept only so it can be
 	// exchanged at the identity provider (RFC 8693) for a Jenkins token.
 	// It is never sent to Jenkins, logged or stored.
-	AccessToken Token
+	AccessToken secret.String
 }
-
-// Token is a secret string that never prints: String, GoString, LogValue
-// and MarshalJSON all redact it.
-type Token string
-
-// Reveal returns the token itself, for the one place that needs it.
-func (t Token) Reveal() string { return string(t) }
-
-func (t Token) String() string {
-	if t == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// GoString redacts, so %#v cannot print the token either.
-func (t Token) GoString() string { return t.String() }
-
-// LogValue redacts the token in structured logs.
-func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
-
-// MarshalJSON redacts the token in JSON.
-func (t Token) MarshalJSON() ([]byte, error) { return json.Marshal(t.String()) }
-
-// Format redacts the token for every fmt verb.
-func (t Token) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(t.String())) }
 
 // Guest is the principal of a request without a token.
 func Guest() Principal { return Principal{Guest: true} }

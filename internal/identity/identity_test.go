@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 func TestToken_NeverPrints(t *testing.T) {
 	t.Parallel()
-	p := Principal{User: "alice", AccessToken: Token("eyJ.secret.sig")}
+	p := Principal{User: "alice", AccessToken: secret.String("eyJ.secret.sig")}
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "principal", p, "token", p.AccessToken)
 	js, _ := json.Marshal(p)

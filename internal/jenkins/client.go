@@ -28,6 +28,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 // Sentinel errors wrapped by every *Error the client returns.
@@ -84,9 +86,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // token (HTTP Basic), or a bearer token obtained by token exchange. Its
 // String and LogValue never print the secret.
 type Credential struct {
-	User     string // Jenkins user id
-	APIToken string // API token, for HTTP Basic
-	Bearer   string // bearer token (RFC 8693 exchange; Jenkins jwt-auth-filter)
+	User     string        // Jenkins user id
+	APIToken secret.String // API token, for HTTP Basic
+	Bearer   secret.String // bearer token (RFC 8693 exchange; Jenkins jwt-auth-filter)
 }
 
 // String describes the credential without its secret.
@@ -110,9 +112,9 @@ func (c Credential) LogValue() slog.Value { return slog.StringValue(c.String()) 
 func (c Credential) apply(req *http.Request) {
 	switch {
 	case c.Bearer != "":
-		req.Header.Set("Authorization", "Bearer "+c.Bearer)
+		req.Header.Set("Authorization", "Bearer "+c.Bearer.Reveal())
 	case c.APIToken != "":
-		req.SetBasicAuth(c.User, c.APIToken)
+		req.SetBasicAuth(c.User, c.APIToken.Reveal())
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/butler-mcp/butler/internal/catalog"
 )
 
 // Metrics are the collectors Butler updates.
@@ -63,8 +65,11 @@ func (m *Metrics) Handler() http.Handler {
 // Registry returns the registry, for tests.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// ObserveTool records one tool call.
+// ObserveTool records one tool call. The tool label is a tool of the
+// catalog or catalog.Unknown, whatever name a client sent, so the number of
+// series is bounded by the catalog.
 func (m *Metrics) ObserveTool(tool, outcome, code string, d time.Duration) {
+	tool = catalog.Label(tool)
 	m.toolCalls.WithLabelValues(tool, outcome, code).Inc()
 	m.toolLatency.WithLabelValues(tool, outcome).Observe(d.Seconds())
 }

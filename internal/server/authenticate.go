@@ -2,24 +2,42 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authn"
 	"github.com/butler-mcp/butler/internal/authz"
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jobpath"
-	"github.com/butler-mcp/butler/internal/requestid"
+	"github.com/butler-mcp/butler/internal/metrics"
+	"github.com/butler-mcp/butler/internal/request"
+	"github.com/butler-mcp/butler/internal/secret"
 )
+
+// AuthOptions configure Authenticate.
+type AuthOptions struct {
+	Verifier TokenVerifier
+	// Authorizer decides what a guest may do and which scopes a tool
+	// needs; this layer only asks it.
+	Authorizer *authz.Authorizer
+	// JenkinsUser maps a user id to its Jenkins user id.
+	JenkinsUser func(user string) (string, error)
+	// MetadataURL is the RFC 9728 metadata URL named in every challenge.
+	MetadataURL string
+	// ScopesSupported are named in the challenge of a request without a
+	// token.
+	ScopesSupported []string
+	Audit           audit.Recorder
+	Metrics         *metrics.Metrics
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
 
 // rpcCall is what authentication needs to know of one JSON-RPC message.
 type rpcCall struct {
@@ -71,38 +89,29 @@ func peekCalls(r *http.Request) ([]rpcCall, error) {
 	return []rpcCall{one}, nil
 }
 
-// guestMethods are what a request without a token may do in guest mode,
-// besides calling guest tools: set up a session and discover the tools.
-var guestMethods = []string{"initialize", "ping", "tools/list", "logging/setLevel"}
+// authenticator is the state of the Authenticate middleware.
+type authenticator struct{ AuthOptions }
 
-// guestMay reports whether every message of a guest request is allowed.
-func (h *httpServer) guestMay(calls []rpcCall) bool {
-	for _, c := range calls {
-		switch {
-		case c.Method == "" || strings.HasPrefix(c.Method, "notifications/") || slices.Contains(guestMethods, c.Method):
-		case c.Method == "tools/call":
-			if class, ok := h.d.Tools.Class(c.Params.Name); !ok || class != authz.ClassGuest {
-				return false
-			}
-		default:
-			return false
-		}
+// Authenticate turns the bearer token into the request scope's principal,
+// or answers with the challenge of docs/http.md: 401 with resource_metadata
+// and scope (plus error="invalid_token" when a token failed), 403
+// insufficient_scope when a valid token lacks a tool's scopes. Tokens are
+// read only from the Authorization header. What a request without a token
+// may do is the authorizer's decision (guest mode).
+func Authenticate(o AuthOptions) func(http.Handler) http.Handler {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	return true
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &authenticator{o}
+	return a.wrap
 }
 
-// authenticate turns the bearer token into a principal, or answers with the
-// challenge of CONTRACT §3: 401 with resource_metadata and scope (plus
-// error="invalid_token" when a token failed), 403 insufficient_scope when a
-// valid token lacks a tool's scopes. Tokens are read only from the
-// Authorization header.
-func (h *httpServer) authenticate(next http.Handler) http.Handler {
+func (a *authenticator) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		if h.d.NoAuth {
-			h.serveAs(w, r, next, h.d.NoAuthUser, nil)
-			return
-		}
 		calls, err := peekCalls(r)
 		if err != nil {
 			var tooBig *http.MaxBytesError
@@ -115,90 +124,100 @@ func (h *httpServer) authenticate(next http.Handler) http.Handler {
 		}
 		token, present, berr := authn.BearerToken(r)
 		switch {
-		case !present && h.cfg.Auth.AllowGuest && h.guestMay(calls):
-			next.ServeHTTP(w, r.WithContext(identity.NewContext(ctx, identity.Guest())))
+		case !present && a.guestMay(calls):
+			a.serveAs(w, r, next, identity.Guest(), time.Time{})
 			return
 		case !present:
-			h.refuse(w, r, calls, http.StatusUnauthorized, authn.Challenge{}, "missing_token", "no bearer token", identity.Principal{})
+			a.refuse(w, r, calls, http.StatusUnauthorized, authn.Challenge{}, "missing_token", "no bearer token", identity.Principal{})
 			return
 		case berr != nil:
-			h.refuseToken(w, r, calls, berr)
+			a.refuseToken(w, r, calls, berr)
 			return
 		}
-		id, err := h.d.Verifier.Verify(ctx, token)
+		id, err := a.Verifier.Verify(ctx, token)
 		if err != nil {
-			h.refuseToken(w, r, calls, err)
+			a.refuseToken(w, r, calls, err)
 			return
 		}
-		jenkinsUser, err := h.jenkinsUser(id.User)
+		jenkinsUser, err := a.JenkinsUser(id.User)
 		if err != nil {
-			h.d.Logger.WarnContext(ctx, "cannot map user to a Jenkins user", "user", id.User, "err", err)
+			a.Logger.WarnContext(ctx, "cannot map user to a Jenkins user", "user", id.User, "err", err)
 			jenkinsUser = ""
 		}
 		p := identity.Principal{User: id.User, JenkinsUser: jenkinsUser, Groups: id.Groups, Scopes: id.Scopes, ClientID: id.ClientID,
-			AccessToken: identity.Token(token)}
-		// Step-up: a tools/call needs its tool's scopes (CONTRACT §8: only
-		// tools/call checks them, so a client can still list and discover).
+			AccessToken: secret.String(token)}
+		// Step-up: a tools/call needs its tool's scopes (only tools/call
+		// checks them, so a client can still list and discover).
 		for _, c := range calls {
 			if c.Method != "tools/call" {
 				continue
 			}
-			need := h.cfg.ScopesFor(c.Params.Name)
-			if slices.ContainsFunc(need, func(s string) bool { return !p.HasScope(s) }) {
-				h.refuse(w, r, []rpcCall{c}, http.StatusForbidden,
-					authn.Challenge{Error: "insufficient_scope", Scopes: need, Description: "the " + c.Params.Name + " tool needs scope " + strings.Join(need, " ")},
-					"insufficient_scope", "the token lacks scope "+strings.Join(need, " ")+" needed by "+c.Params.Name, p)
+			if d := a.Authorizer.ScopeCheck(p, c.Params.Name); !d.Allow {
+				need := strings.Join(d.RequiredScopes, " ")
+				a.refuse(w, r, []rpcCall{c}, http.StatusForbidden,
+					authn.Challenge{Error: "insufficient_scope", Scopes: d.RequiredScopes, Description: "the " + c.Params.Name + " tool needs scope " + need},
+					"insufficient_scope", d.Reason, p)
 				return
 			}
 		}
-		h.serveAs(w, r, next, p, id)
+		a.serveAs(w, r, next, p, id.Expiry)
 	})
 }
 
-// serveAs continues the chain as principal p.
-func (h *httpServer) serveAs(w http.ResponseWriter, r *http.Request, next http.Handler, p identity.Principal, id *authn.Identity) {
-	ti := &auth.TokenInfo{UserID: p.User, Scopes: p.Scopes, Extra: map[string]any{"principal": p}}
-	if id != nil {
-		ti.Expiration = id.Expiry
-	} else {
-		ti.Expiration = h.d.Now().Add(time.Hour)
+// guestMay reports whether every message of a request without a token is
+// something the authorizer lets a guest do.
+func (a *authenticator) guestMay(calls []rpcCall) bool {
+	if !a.Authorizer.AllowsGuests() {
+		return false
 	}
-	ctx := identity.NewContext(r.Context(), p)
-	ctx = context.WithValue(ctx, tokenInfoKey{}, ti)
-	next.ServeHTTP(w, r.WithContext(ctx))
+	for _, c := range calls {
+		if !a.Authorizer.GuestMay(c.Method, c.Params.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// serveAs continues the chain with p as the scope's principal.
+func (a *authenticator) serveAs(w http.ResponseWriter, r *http.Request, next http.Handler, p identity.Principal, expiry time.Time) {
+	sc := *scopeOf(r.Context())
+	sc.Principal, sc.Expiry = p, expiry
+	next.ServeHTTP(w, r.WithContext(request.NewContext(r.Context(), &sc)))
 }
 
 // refuseToken answers a token that failed verification: 401 invalid_token
 // naming the failed check, or 503 when the authorization server is needed
 // and cannot be reached.
-func (h *httpServer) refuseToken(w http.ResponseWriter, r *http.Request, calls []rpcCall, err error) {
+func (a *authenticator) refuseToken(w http.ResponseWriter, r *http.Request, calls []rpcCall, err error) {
 	var ae *authn.Error
 	reason, desc := "malformed", "the token could not be verified"
 	if errors.As(err, &ae) {
 		reason, desc = ae.Reason, ae.Description
 	}
 	if errors.Is(err, authn.ErrUnavailable) {
-		h.d.Metrics.AuthFailure("unavailable")
-		h.auditCalls(r, calls, "unavailable", "authorization server unavailable: "+desc, identity.Principal{}, audit.Error)
+		a.authFailure("unavailable")
+		a.auditCalls(r, calls, identity.Principal{}, func(b *audit.Builder, now time.Time) audit.Record {
+			return b.Failed(now, "unavailable", "authorization server unavailable: "+desc)
+		})
 		w.Header().Set("Retry-After", "5")
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the authorization server cannot be reached to verify the token; retry later")
 		return
 	}
-	h.refuse(w, r, calls, http.StatusUnauthorized, authn.Challenge{Error: "invalid_token", Description: desc}, reason, desc, identity.Principal{})
+	a.refuse(w, r, calls, http.StatusUnauthorized, authn.Challenge{Error: "invalid_token", Description: desc}, reason, desc, identity.Principal{})
 }
 
 // refuse writes a challenge and the audit records of the refused request.
-func (h *httpServer) refuse(w http.ResponseWriter, r *http.Request, calls []rpcCall, status int, c authn.Challenge, reason, desc string, p identity.Principal) {
-	c.ResourceMetadata = h.metadataURL
+func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, calls []rpcCall, status int, c authn.Challenge, reason, desc string, p identity.Principal) {
+	c.ResourceMetadata = a.MetadataURL
 	if c.Scopes == nil {
-		c.Scopes = h.cfg.Auth.ScopesSupported
+		c.Scopes = a.ScopesSupported
 	}
-	h.d.Metrics.AuthFailure(reason)
+	a.authFailure(reason)
 	code := authz.CodeUnauthenticated
 	if status == http.StatusForbidden {
 		code = authz.CodeInsufficientScope
 	}
-	h.auditCalls(r, calls, code, desc, p, audit.Deny)
+	a.auditCalls(r, calls, p, func(b *audit.Builder, now time.Time) audit.Record { return b.Denied(now, code, desc) })
 	w.Header().Set("WWW-Authenticate", c.String())
 	errCode := c.Error
 	if errCode == "" {
@@ -207,35 +226,30 @@ func (h *httpServer) refuse(w http.ResponseWriter, r *http.Request, calls []rpcC
 	writeJSONError(w, status, errCode, desc)
 }
 
+func (a *authenticator) authFailure(reason string) {
+	if a.Metrics != nil {
+		a.Metrics.AuthFailure(reason)
+	}
+}
+
 // auditCalls writes one record per tools/call of a refused request, or a
 // single record when it held none (an authentication failure).
-func (h *httpServer) auditCalls(r *http.Request, calls []rpcCall, code, reason string, p identity.Principal, decision string) {
-	base := audit.Record{
-		Time: h.d.Now().UTC(), RequestID: requestid.FromContext(r.Context()), User: p.User, JenkinsUser: p.JenkinsUser,
-		ClientID: p.ClientID, Decision: decision, Code: code, Reason: reason, RemoteAddr: r.RemoteAddr,
-	}
+func (a *authenticator) auditCalls(r *http.Request, calls []rpcCall, p identity.Principal, finish func(*audit.Builder, time.Time) audit.Record) {
+	sc := *scopeOf(r.Context())
+	sc.Principal = p
+	now := a.Now()
 	wrote := false
 	for _, c := range calls {
 		if c.Method == "tools/call" {
-			rec := base
-			rec.Tool, rec.Resource = c.Params.Name, c.resource()
-			h.d.Audit.Record(r.Context(), rec)
-			h.d.Metrics.ObserveTool(rec.Tool, decision, code, 0)
+			rec := finish(audit.Begin(now, &sc, c.Params.Name).Resource(c.resource()), now)
+			a.Audit.Record(r.Context(), rec)
+			if a.Metrics != nil {
+				a.Metrics.ObserveTool(rec.Tool, rec.Decision, rec.Code, 0)
+			}
 			wrote = true
 		}
 	}
 	if !wrote {
-		h.d.Audit.Record(r.Context(), base)
+		a.Audit.Record(r.Context(), finish(audit.Begin(now, &sc, ""), now))
 	}
-}
-
-// auditAuthFailure records a refusal that is not about a token's validity
-// (a session used by another user).
-func (h *httpServer) auditAuthFailure(r *http.Request, reason, desc string) {
-	p, _ := identity.FromContext(r.Context())
-	h.d.Metrics.AuthFailure(reason)
-	h.d.Audit.Record(r.Context(), audit.Record{
-		Time: h.d.Now().UTC(), RequestID: requestid.FromContext(r.Context()), User: p.User, JenkinsUser: p.JenkinsUser,
-		ClientID: p.ClientID, Decision: audit.Deny, Code: authz.CodeForbidden, Reason: desc, RemoteAddr: r.RemoteAddr,
-	})
 }

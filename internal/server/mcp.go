@@ -1,14 +1,19 @@
-// Package server assembles Butler: the MCP server with its tools, the HTTP
-// chain in front of it, and the stdio runner.
 package server
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/butler-mcp/butler/internal/audit"
+	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/metrics"
+	"github.com/butler-mcp/butler/internal/request"
 	"github.com/butler-mcp/butler/internal/tools"
 )
 
@@ -36,4 +41,56 @@ func RunStdio(ctx context.Context, s *mcp.Server) error {
 		return fmt.Errorf("stdio: %w", err)
 	}
 	return nil
+}
+
+// ScopeOf is the tools' Scope function over HTTP: the scope the chain
+// attached to the request. A request without one gets nil, which the tools
+// treat as a guest's.
+func ScopeOf(_ context.Context, extra *mcp.RequestExtra) *request.Scope {
+	sc, _ := request.FromExtra(extra)
+	return sc
+}
+
+// scopeMarker replaces the client's Authorization header on the request
+// handed to the MCP SDK: the SDK's token middleware needs a bearer header to
+// attach TokenInfo, and the caller's real token has no business below the
+// authentication step (the principal keeps it for token exchange only).
+const scopeMarker = "Bearer butler-request-scope"
+
+// ServeMCP is the innermost step: it hands the request to the MCP SDK with
+// the request scope attached as the SDK's TokenInfo (the SDK binds
+// sessions to its user id and gives it to every tool call).
+func ServeMCP(streamable http.Handler, clockSkew time.Duration) http.Handler {
+	inject := auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+		if sc, ok := request.FromContext(ctx); ok {
+			return sc.TokenInfo(), nil
+		}
+		return nil, auth.ErrInvalidToken
+	}, &auth.RequireBearerTokenOptions{ClockSkew: clockSkew})
+	withScope := inject(streamable)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", scopeMarker)
+		withScope.ServeHTTP(w, r)
+	})
+}
+
+// BindSessions binds each MCP session to the user who created it, so that
+// nobody else's token is served on it; a refusal is audited and counted.
+func BindSessions(owners *sessionOwners, rec audit.Recorder, m *metrics.Metrics, now func() time.Time) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sc := scopeOf(r.Context())
+			w, ok := owners.admit(w, r, sc.Principal)
+			if !ok {
+				if m != nil {
+					m.AuthFailure("session_user_mismatch")
+				}
+				t := now()
+				rec.Record(r.Context(), audit.Begin(t, sc, "").Denied(t, authz.CodeForbidden, "the MCP session belongs to another user"))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/store"
 )
 
@@ -26,7 +27,7 @@ func Example() {
 	}
 
 	at := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
-	err = s.AppendAudit(ctx, []store.AuditRecord{
+	err = s.AppendAudit(ctx, []audit.Record{
 		{Time: at, User: "alice", Tool: "get_job", Resource: "team/app", Decision: "allow"},
 		{Time: at.Add(time.Second), User: "alice", Tool: "trigger_job", Resource: "team/app", Decision: "deny", Code: "forbidden"},
 	})

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/butler-mcp/butler/internal/audit"
 )
 
 // sqlStore is the Store of both SQL backends: the same queries through
@@ -141,7 +143,7 @@ func scanCredential(row scanner) (Credential, error) {
 }
 
 // AppendAudit implements Store.
-func (s *sqlStore) AppendAudit(ctx context.Context, recs []AuditRecord) (err error) {
+func (s *sqlStore) AppendAudit(ctx context.Context, recs []audit.Record) (err error) {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -201,7 +203,7 @@ func sliceChunks[T any](s []T, n int) func(yield func([]T) bool) {
 }
 
 // QueryAudit implements Store.
-func (s *sqlStore) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error) {
+func (s *sqlStore) QueryAudit(ctx context.Context, q AuditQuery) ([]audit.Record, error) {
 	limit := q.Limit
 	switch {
 	case limit < 0:
@@ -241,10 +243,10 @@ func (s *sqlStore) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditRecord,
 		return nil, fmt.Errorf("store: query audit: %w", err)
 	}
 	defer rows.Close()
-	var out []AuditRecord
+	var out []audit.Record
 	for rows.Next() {
 		var (
-			r  AuditRecord
+			r  audit.Record
 			ms int64
 		)
 		if err := rows.Scan(&ms, &r.RequestID, &r.User, &r.JenkinsUser, &r.ClientID, &r.Tool, &r.Resource,

@@ -52,6 +52,11 @@ func openSQLite(ctx context.Context, path string, o Options) (Store, error) {
 			return fail(fmt.Errorf("%q is not a directory", dir))
 		}
 	}
+	if o.MustExist {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return fail(fmt.Errorf("%w (is store.dsn right? `butler serve` creates it)", ErrNoDatabase))
+		}
+	}
 	uri := sqliteURI(path)
 	w, err := sql.Open("sqlite", uri+"?"+sqliteWriterParams)
 	if err != nil {

@@ -38,6 +38,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/butler-mcp/butler/internal/audit"
 )
 
 // ErrNotFound is wrapped by the errors of lookups and deletions of a row that
@@ -70,23 +72,6 @@ type Credential struct {
 	// UpdatedAt is when the credential was last written. The store sets it;
 	// PutCredential ignores the value passed in.
 	UpdatedAt time.Time
-}
-
-// AuditRecord is one audited event, as in CONTRACT §6. It mirrors
-// audit.Record field for field without importing it (store sits below audit).
-type AuditRecord struct {
-	Time        time.Time // when it happened; kept at millisecond precision
-	RequestID   string    // the request id of the HTTP request
-	User        string    // the identity's user id; "" for a guest or a failed authentication
-	JenkinsUser string    // the Jenkins user the call acted as, if any
-	ClientID    string    // the OAuth client (client_id, azp or cid)
-	Tool        string    // the MCP tool called
-	Resource    string    // the canonical job path, or what else the call was about
-	Decision    string    // allow | deny | error
-	Code        string    // the tool error code, or the denial's (forbidden, insufficient_scope, ...)
-	Reason      string    // why, for a human: the policies that decided, Jenkins's message
-	DurationMS  int64     // how long the call took
-	RemoteAddr  string    // the client's address
 }
 
 // Audit query limits.
@@ -143,10 +128,10 @@ type Store interface {
 	// none. An empty slice is a no-op. Text that is not valid UTF-8, and
 	// NUL bytes, are replaced by U+FFFD rather than failing the batch: one
 	// odd reason must not lose its neighbours' records.
-	AppendAudit(ctx context.Context, recs []AuditRecord) error
+	AppendAudit(ctx context.Context, recs []audit.Record) error
 	// QueryAudit returns the records matching q, newest first: by Time,
 	// then by insertion order (the later appended first).
-	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+	QueryAudit(ctx context.Context, q AuditQuery) ([]audit.Record, error)
 
 	// PutSession inserts or replaces the session s.ID.
 	PutSession(ctx context.Context, s Session) error
@@ -182,7 +167,14 @@ type Options struct {
 	// Now is the clock for CreatedAt, UpdatedAt and session expiry;
 	// [time.Now] when nil.
 	Now func() time.Time
+	// MustExist refuses to create a SQLite database file that is not
+	// there: the admin commands read an existing database, and a mistyped
+	// path must be an error rather than a new empty database.
+	MustExist bool
 }
+
+// ErrNoDatabase: with Options.MustExist, the SQLite file does not exist.
+var ErrNoDatabase = errors.New("the database file does not exist")
 
 // Open opens the store named by dsn (see the package documentation for the
 // forms) and applies pending migrations. A database whose schema is newer

@@ -71,7 +71,7 @@ func BenchmarkListAllJobs(b *testing.B) {
 				Jenkins:     jc,
 				Credentials: credentials.Local{Credential: jenkins.Credential{User: "admin", APIToken: "admin-token"}},
 				Authorizer:  authz.New(nil),
-				Principal:   func(context.Context, *mcp.RequestExtra) identity.Principal { return p },
+				Scope:       tools.FixedPrincipal(p),
 				Logger:      slog.New(slog.DiscardHandler),
 			})
 			if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
-	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/jenkins"
 )
 
@@ -53,13 +53,9 @@ type BuildOut struct {
 	Parameters map[string]any `json:"parameters" jsonschema:"parameter values by name; password values are never shown (null)"`
 }
 
-func addGetBuild(t *Toolset) error {
+func addGetBuild(t *Toolset) (*def, error) {
 	return add(t, spec[BuildIn, BuildOut]{
-		name:  "get_build",
-		title: "Get a Jenkins build",
-		description: "Describes one build of a job (the last one unless build is given): result, whether it is still running, " +
-			"duration, start time, causes and parameters. Use get_build_log or search_build_log to read its console output.",
-		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		name:   catalog.GetBuild,
 		input:  buildSchema,
 		target: func(in *BuildIn) (target, error) { return buildTarget(in.Job, in.Build) },
 		run: func(ctx context.Context, c *call, in *BuildIn) (*BuildOut, error) {
@@ -97,13 +93,9 @@ type StopOut struct {
 	Result  *string `json:"result" jsonschema:"the build's result after the call (ABORTED once stopped); null if Jenkins is still winding it down"`
 }
 
-func addStopBuild(t *Toolset) error {
+func addStopBuild(t *Toolset) (*def, error) {
 	return add(t, spec[StopIn, StopOut]{
-		name:  "stop_build",
-		title: "Stop a running build",
-		description: "Aborts a running build, as you: Jenkins does it only if your own account has the Cancel permission on the job. " +
-			"A build that already finished is left alone (stopped=false). To cancel a build that has not started yet, use cancel_queue_item.",
-		class: authz.ClassSensitive, readOnly: false, destructive: true, idempotent: true, openWorld: true,
+		name:  catalog.StopBuild,
 		input: func(s *jsonschema.Schema) { prop(s, "build").Minimum = ptr(1.0) },
 		target: func(in *StopIn) (target, error) {
 			return buildTarget(in.Job, &in.Build)
@@ -174,13 +166,9 @@ type TestsOut struct {
 
 const maxTests = 1000
 
-func addGetTestResults(t *Toolset) error {
+func addGetTestResults(t *Toolset) (*def, error) {
 	return add(t, spec[TestsIn, TestsOut]{
-		name:  "get_test_results",
-		title: "Get a build's test results",
-		description: "Summarizes the JUnit test report of a build (the last one unless build is given): counts of passed, failed " +
-			"and skipped tests and the failing tests with their error messages. not_found when the build has no test report.",
-		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		name:   catalog.GetTestResults,
 		input:  buildSchema,
 		target: func(in *TestsIn) (target, error) { return buildTarget(in.Job, in.Build) },
 		run: func(ctx context.Context, c *call, in *TestsIn) (*TestsOut, error) {

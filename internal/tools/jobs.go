@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
-	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
@@ -63,14 +63,9 @@ func decodeCursor(s string) (cursor, error) {
 	return c, nil
 }
 
-func addListAllJobs(t *Toolset) error {
+func addListAllJobs(t *Toolset) (*def, error) {
 	return add(t, spec[ListJobsIn, ListJobsOut]{
-		name:  "list_all_jobs",
-		title: "List Jenkins jobs",
-		description: "Lists the Jenkins jobs you can see, sorted by path, a page at a time (folders themselves are not listed). " +
-			"By default it descends into every folder; give folder to list one folder, recursive=false for its direct jobs only. " +
-			"If next_cursor is present, call again with it to get the next page. Jobs you may not see are never listed.",
-		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		name: catalog.ListAllJobs,
 		input: func(s *jsonschema.Schema) {
 			bounds(s, "limit", 1, 500)
 			setDefault(s, "limit", 100)
@@ -179,14 +174,9 @@ func jobOut(j *jenkins.Job, path jobpath.Path) *JobOut {
 	return out
 }
 
-func addGetJob(t *Toolset) error {
+func addGetJob(t *Toolset) (*def, error) {
 	return add(t, spec[JobIn, JobOut]{
-		name:  "get_job",
-		title: "Get a Jenkins job",
-		description: "Describes one job: whether it can be built, its build parameters (names, types, defaults, choices), " +
-			"its last, last successful and last failed build numbers, and whether a build is queued. " +
-			"Call it before trigger_job to learn the parameters.",
-		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		name:   catalog.GetJob,
 		target: func(in *JobIn) (target, error) { return jobTarget(in.Job) },
 		run: func(ctx context.Context, c *call, in *JobIn) (*JobOut, error) {
 			j, err := t.deps.Jenkins.GetJob(ctx, c.cred, c.target.job)
@@ -214,15 +204,9 @@ type TriggerOut struct {
 	BuildURL    string `json:"build_url,omitempty"`
 }
 
-func addTriggerJob(t *Toolset) error {
+func addTriggerJob(t *Toolset) (*def, error) {
 	return add(t, spec[TriggerIn, TriggerOut]{
-		name:  "trigger_job",
-		title: "Start a Jenkins build",
-		description: "Queues a build of a job, as you: Jenkins starts it only if your own Jenkins account has the Build permission on that job. " +
-			"Pass parameters by name (get_job lists them); values are checked against the job's parameter definitions first. " +
-			"Returns the queue item; with wait_for_start_seconds it waits for the build number. " +
-			"Each call starts a new build, so do not retry a call that succeeded.",
-		class: authz.ClassSensitive, readOnly: false, destructive: false, idempotent: false, openWorld: true,
+		name: catalog.TriggerJob,
 		input: func(s *jsonschema.Schema) {
 			bounds(s, "wait_for_start_seconds", 0, 60)
 			setDefault(s, "wait_for_start_seconds", 0)

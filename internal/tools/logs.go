@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
-	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
 )
 
 // LogIn selects part of a build's console output.
@@ -27,14 +27,9 @@ type LogOut struct {
 	More      bool   `json:"more" jsonschema:"true while more text follows next_start or the build is still running"`
 }
 
-func addGetBuildLog(t *Toolset) error {
+func addGetBuildLog(t *Toolset) (*def, error) {
 	return add(t, spec[LogIn, LogOut]{
-		name:  "get_build_log",
-		title: "Read a build's console log",
-		description: "Reads a build's console output a page at a time, so large logs fit your context: from byte offset start, " +
-			"at most max_bytes, continuing with next_start while more is true. Use tail_lines to read just the end " +
-			"(usually where a failure is explained), or search_build_log to find lines.",
-		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		name: catalog.GetBuildLog,
 		input: func(s *jsonschema.Schema) {
 			buildSchema(s)
 			prop(s, "start").Minimum = ptr(0.0)
@@ -100,14 +95,9 @@ type SearchOut struct {
 	Truncated bool          `json:"truncated" jsonschema:"true when more matches may exist (max_matches reached or the log is too large to scan whole)"`
 }
 
-func addSearchBuildLog(t *Toolset) error {
+func addSearchBuildLog(t *Toolset) (*def, error) {
 	return add(t, spec[SearchIn, SearchOut]{
-		name:  "search_build_log",
-		title: "Search a build's console log",
-		description: "Finds the lines of a build's console output that contain pattern (literal text, or an RE2 regular expression " +
-			"with regex=true), with line numbers and optional context lines. Much cheaper than reading a whole log: " +
-			"search for 'ERROR', 'FAILED' or an exception name first.",
-		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		name: catalog.SearchBuildLog,
 		input: func(s *jsonschema.Schema) {
 			buildSchema(s)
 			p := prop(s, "pattern")

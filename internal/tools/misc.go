@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
-	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
 )
 
 // HealthIn takes nothing.
@@ -22,13 +22,9 @@ type HealthOut struct {
 	JenkinsVersion string `json:"jenkins_version,omitempty" jsonschema:"Jenkins's version, when it reports one"`
 }
 
-func addHealth(t *Toolset) error {
+func addHealth(t *Toolset) (*def, error) {
 	return add(t, spec[HealthIn, HealthOut]{
-		name:  "health",
-		title: "Check Butler and Jenkins health",
-		description: "Reports whether Butler is running and whether it can reach Jenkins. " +
-			"Needs no login. Use it to tell a Jenkins outage apart from a problem with your own access.",
-		class: authz.ClassGuest, readOnly: true, idempotent: true, openWorld: true,
+		name: catalog.Health,
 		run: func(ctx context.Context, _ *call, _ *HealthIn) (*HealthOut, error) {
 			out := &HealthOut{Status: "ok", Jenkins: "reachable", Version: t.deps.Version}
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -56,13 +52,9 @@ type TimeOut struct {
 	UTCOffset string `json:"utc_offset" jsonschema:"offset from UTC now, +HH:MM or -HH:MM"`
 }
 
-func addTime(t *Toolset) error {
+func addTime(t *Toolset) (*def, error) {
 	return add(t, spec[TimeIn, TimeOut]{
-		name:  "get_current_time_info",
-		title: "Get the current time",
-		description: "Returns the current date and time, in UTC or in an IANA time zone. " +
-			"Use it to turn Jenkins timestamps (milliseconds since the epoch) into dates or to say how long ago a build ran.",
-		class: authz.ClassAuthenticated, readOnly: true, idempotent: false, openWorld: false,
+		name:  catalog.GetCurrentTimeInfo,
 		input: func(s *jsonschema.Schema) { prop(s, "timezone").MaxLength = ptr(64) },
 		target: func(in *TimeIn) (target, error) {
 			if in.Timezone == "Local" || strings.ContainsAny(in.Timezone, "\\") || strings.Contains(in.Timezone, "..") {
@@ -108,14 +100,9 @@ type WhoamiOut struct {
 	JenkinsLinked bool     `json:"jenkins_linked" jsonschema:"whether Butler holds a Jenkins credential for you"`
 }
 
-func addWhoami(t *Toolset) error {
+func addWhoami(t *Toolset) (*def, error) {
 	return add(t, spec[WhoamiIn, WhoamiOut]{
-		name:  "whoami",
-		title: "Show who Butler acts for",
-		description: "Shows your identity as Butler sees it: your user id, the Jenkins account your calls run as, " +
-			"your groups and token scopes, and whether your Jenkins account is linked. " +
-			"Every Jenkins action you take through Butler runs with that Jenkins account's own permissions.",
-		class: authz.ClassAuthenticated, readOnly: true, idempotent: true, openWorld: false,
+		name: catalog.Whoami,
 		run: func(ctx context.Context, c *call, _ *WhoamiIn) (*WhoamiOut, error) {
 			p := c.principal
 			linked, err := t.deps.Credentials.Linked(ctx, p)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
-	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
 )
 
 // QueueIn names a queue item.
@@ -32,13 +32,9 @@ func queueIDSchema(s *jsonschema.Schema) {
 	prop(s, "queue_id").Minimum = ptr(1.0)
 }
 
-func addGetQueueItem(t *Toolset) error {
+func addGetQueueItem(t *Toolset) (*def, error) {
 	return add(t, spec[QueueIn, QueueOut]{
-		name:  "get_queue_item",
-		title: "Follow a queued build",
-		description: "Tells where a queued build request is: waiting, blocked, buildable, started (with its build number) or cancelled. " +
-			"Jenkins forgets items about five minutes after they leave the queue; after that use get_job or get_build.",
-		class: authz.ClassRead, readOnly: true, idempotent: true, openWorld: true,
+		name:   catalog.GetQueueItem,
 		input:  queueIDSchema,
 		target: func(in *QueueIn) (target, error) { return queueTarget(in.QueueID), nil },
 		run: func(ctx context.Context, c *call, in *QueueIn) (*QueueOut, error) {
@@ -57,13 +53,9 @@ type CancelOut struct {
 	Cancelled bool `json:"cancelled"`
 }
 
-func addCancelQueueItem(t *Toolset) error {
+func addCancelQueueItem(t *Toolset) (*def, error) {
 	return add(t, spec[QueueIn, CancelOut]{
-		name:  "cancel_queue_item",
-		title: "Cancel a queued build",
-		description: "Removes a build request from the Jenkins queue before it starts, as you: Jenkins does it only if your own account " +
-			"has the Cancel permission on the job. A build that already started cannot be cancelled here; use stop_build.",
-		class: authz.ClassSensitive, readOnly: false, destructive: true, idempotent: true, openWorld: true,
+		name:   catalog.CancelQueueItem,
 		input:  queueIDSchema,
 		target: func(in *QueueIn) (target, error) { return queueTarget(in.QueueID), nil },
 		run: func(ctx context.Context, c *call, in *QueueIn) (*CancelOut, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
 	"github.com/butler-mcp/butler/internal/ratelimit"
+	"github.com/butler-mcp/butler/internal/secret"
 	"github.com/butler-mcp/butler/internal/tools"
 )
 
@@ -99,7 +100,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var creds credentials.Source = credentials.Local{Credential: jenkins.Credential{User: user, APIToken: tokenOf(user)}}
+	var creds credentials.Source = credentials.Local{Credential: jenkins.Credential{User: user, APIToken: secret.String(tokenOf(user))}}
 	if o.creds != nil {
 		creds = o.creds
 	}
@@ -110,7 +111,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		Limiter:      o.limiter,
 		ConnectURL:   o.connectURL,
 		Audit:        rec,
-		Principal:    func(context.Context, *mcp.RequestExtra) identity.Principal { return p },
+		Scope:        tools.FixedPrincipal(p),
 		Now:          clock.Now,
 		Version:      "test",
 		PollInterval: 10 * time.Millisecond,

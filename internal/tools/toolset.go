@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -26,12 +25,13 @@ import (
 
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jobpath"
 	"github.com/butler-mcp/butler/internal/ratelimit"
-	"github.com/butler-mcp/butler/internal/requestid"
+	"github.com/butler-mcp/butler/internal/request"
 )
 
 // Deps are the collaborators the tools need.
@@ -40,9 +40,10 @@ type Deps struct {
 	Credentials credentials.Source
 	Authorizer  *authz.Authorizer
 	Audit       audit.Recorder
-	// Principal returns who a request acts for, from the request's extra
-	// information (bearer token info over HTTP) or fixed (stdio).
-	Principal func(ctx context.Context, extra *mcp.RequestExtra) identity.Principal
+	// Scope returns the scope of a call: who it acts for, its request id
+	// and the client's address. Over HTTP it is the scope the chain made
+	// (request.FromExtra); in stdio mode, FixedPrincipal's.
+	Scope func(ctx context.Context, extra *mcp.RequestExtra) *request.Scope
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Version is Butler's version, reported by health.
@@ -53,10 +54,6 @@ type Deps struct {
 	// PollInterval is how often trigger_job polls the queue while waiting
 	// for a build to start. Default 500ms.
 	PollInterval time.Duration
-	// RequestMeta returns the request id and the caller's address of a
-	// call, for the audit record. Default: the id from ctx (or a new one)
-	// and the address from ctx.
-	RequestMeta func(ctx context.Context, extra *mcp.RequestExtra) (requestID, remoteAddr string)
 	// Limiter, if set, bounds each user's calls (CONTRACT §4 rate_limited).
 	Limiter ratelimit.Limiter
 	// Observe, if set, is told of every call's outcome (for metrics).
@@ -91,7 +88,7 @@ const (
 // def is a registered tool, type-erased.
 type def struct {
 	tool    *mcp.Tool
-	class   authz.Class
+	entry   catalog.Tool
 	handler mcp.ToolHandler
 }
 
@@ -110,30 +107,51 @@ func New(deps Deps) (*Toolset, error) {
 	if deps.Audit == nil {
 		deps.Audit = audit.LogRecorder{Logger: deps.Logger}
 	}
-	if deps.RequestMeta == nil {
-		deps.RequestMeta = func(ctx context.Context, _ *mcp.RequestExtra) (string, string) {
-			_, id := requestid.Ensure(ctx)
-			return id, audit.RemoteAddr(ctx)
-		}
-	}
 	if deps.Authorizer == nil {
 		return nil, fmt.Errorf("tools: an Authorizer is required")
 	}
-	if deps.Principal == nil {
-		return nil, fmt.Errorf("tools: a Principal function is required")
+	if deps.Scope == nil {
+		return nil, fmt.Errorf("tools: a Scope function is required")
 	}
 	t := &Toolset{deps: deps}
-	for _, add := range []func(*Toolset) error{
+	handlers := map[string]*def{}
+	for _, add := range []func(*Toolset) (*def, error){
 		addHealth, addTime, addWhoami,
 		addListAllJobs, addGetJob, addTriggerJob,
 		addGetQueueItem, addCancelQueueItem,
 		addGetBuild, addGetBuildLog, addSearchBuildLog, addStopBuild, addGetTestResults,
 	} {
-		if err := add(t); err != nil {
+		d, err := add(t)
+		if err != nil {
 			return nil, err
 		}
+		if handlers[d.entry.Name] != nil {
+			return nil, fmt.Errorf("tools: %s has two handlers", d.entry.Name)
+		}
+		handlers[d.entry.Name] = d
+	}
+	// The catalog decides which tools exist and in what order they are
+	// listed; a catalog entry without a handler is a programming error.
+	entries := catalog.All()
+	if err := catalog.Check(entries); err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		d := handlers[e.Name]
+		if d == nil {
+			return nil, fmt.Errorf("tools: catalog tool %s has no handler", e.Name)
+		}
+		t.defs = append(t.defs, d)
 	}
 	return t, nil
+}
+
+// FixedPrincipal returns a Scope function for a server that acts for one
+// principal (stdio): every call gets that principal and a new request id.
+func FixedPrincipal(p identity.Principal) func(context.Context, *mcp.RequestExtra) *request.Scope {
+	return func(context.Context, *mcp.RequestExtra) *request.Scope {
+		return &request.Scope{Principal: p, ID: request.NewID()}
+	}
 }
 
 // Register adds every tool to s and filters tools/list by the authorizer,
@@ -152,16 +170,6 @@ func (t *Toolset) Names() []string {
 		out[i] = d.tool.Name
 	}
 	return out
-}
-
-// Class returns the class of the named tool.
-func (t *Toolset) Class(name string) (authz.Class, bool) {
-	for _, d := range t.defs {
-		if d.tool.Name == name {
-			return d.class, true
-		}
-	}
-	return 0, false
 }
 
 // Tools returns the tool definitions (schemas, annotations), for docs and
@@ -184,11 +192,10 @@ func (t *Toolset) filterList(next mcp.MethodHandler) mcp.MethodHandler {
 		if !ok {
 			return res, err
 		}
-		p := t.deps.Principal(ctx, req.GetExtra())
+		p := t.scope(ctx, req.GetExtra()).Principal
 		kept := make([]*mcp.Tool, 0, len(lr.Tools))
 		for _, tool := range lr.Tools {
-			class, known := t.Class(tool.Name)
-			if known && t.deps.Authorizer.Visible(ctx, p, tool.Name, class) {
+			if t.deps.Authorizer.Visible(ctx, p, tool.Name) {
 				kept = append(kept, tool)
 			}
 		}
@@ -227,16 +234,10 @@ type call struct {
 	req       *mcp.CallToolRequest
 }
 
-// spec declares one tool.
+// spec is one tool's code: its catalog entry (by name) holds everything
+// else about it.
 type spec[In, Out any] struct {
-	name        string
-	title       string
-	description string
-	class       authz.Class
-	readOnly    bool
-	destructive bool
-	idempotent  bool
-	openWorld   bool
+	name string
 	// input adjusts the derived input schema: bounds, defaults, enums.
 	input func(s *jsonschema.Schema)
 	// target validates the input further and names what the call is about.
@@ -244,10 +245,14 @@ type spec[In, Out any] struct {
 	run    func(ctx context.Context, c *call, in *In) (*Out, error)
 }
 
-func add[In, Out any](t *Toolset, s spec[In, Out]) error {
+func add[In, Out any](t *Toolset, s spec[In, Out]) (*def, error) {
+	entry, ok := catalog.Lookup(s.name)
+	if !ok {
+		return nil, fmt.Errorf("tools: %s is not in the catalog", s.name)
+	}
 	in, err := jsonschema.For[In](nil)
 	if err != nil {
-		return fmt.Errorf("tools: %s input schema: %w", s.name, err)
+		return nil, fmt.Errorf("tools: %s input schema: %w", s.name, err)
 	}
 	if in.Properties == nil {
 		in.Properties = map[string]*jsonschema.Schema{}
@@ -257,11 +262,11 @@ func add[In, Out any](t *Toolset, s spec[In, Out]) error {
 	}
 	resolved, err := in.Resolve(nil)
 	if err != nil {
-		return fmt.Errorf("tools: %s input schema: %w", s.name, err)
+		return nil, fmt.Errorf("tools: %s input schema: %w", s.name, err)
 	}
 	result, err := jsonschema.For[Out](nil)
 	if err != nil {
-		return fmt.Errorf("tools: %s output schema: %w", s.name, err)
+		return nil, fmt.Errorf("tools: %s output schema: %w", s.name, err)
 	}
 	// A failed call's structuredContent is {"error": {...}} (CONTRACT §4);
 	// the output schema admits it, so clients that validate structured
@@ -269,26 +274,27 @@ func add[In, Out any](t *Toolset, s spec[In, Out]) error {
 	// isError is set) still hand the error to the model.
 	errShape, err := jsonschema.For[errorResult](nil)
 	if err != nil {
-		return fmt.Errorf("tools: error schema: %w", err)
+		return nil, fmt.Errorf("tools: error schema: %w", err)
 	}
 	out := &jsonschema.Schema{Type: "object", AnyOf: []*jsonschema.Schema{result, errShape}}
+	destructive, openWorld := entry.Destructive, entry.OpenWorld
 	tool := &mcp.Tool{
-		Name:         s.name,
-		Title:        s.title,
-		Description:  s.description,
+		Name:         entry.Name,
+		Title:        entry.Title,
+		Description:  entry.Description,
 		InputSchema:  in,
 		OutputSchema: out,
 		Annotations: &mcp.ToolAnnotations{
-			Title:           s.title,
-			ReadOnlyHint:    s.readOnly,
-			DestructiveHint: &s.destructive,
-			IdempotentHint:  s.idempotent,
-			OpenWorldHint:   &s.openWorld,
+			Title:           entry.Title,
+			ReadOnlyHint:    entry.ReadOnly,
+			DestructiveHint: &destructive,
+			IdempotentHint:  entry.Idempotent,
+			OpenWorldHint:   &openWorld,
 		},
 	}
-	d := &def{tool: tool, class: s.class}
+	d := &def{tool: tool, entry: entry}
 	d.handler = func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		return t.invoke(ctx, req, s.name, s.class, func(ctx context.Context) (target, func(context.Context, *call) (any, error), error) {
+		return t.invoke(ctx, req, entry, func(ctx context.Context) (target, func(context.Context, *call) (any, error), error) {
 			v, err := decodeArgs[In](req.Params.Arguments, resolved)
 			if err != nil {
 				return target{}, nil, err
@@ -308,8 +314,7 @@ func add[In, Out any](t *Toolset, s spec[In, Out]) error {
 			}, nil
 		})
 	}
-	t.defs = append(t.defs, d)
-	return nil
+	return d, nil
 }
 
 // decodeArgs validates raw arguments against the input schema, with
@@ -346,43 +351,46 @@ func schemaMessage(err error) string {
 	return s
 }
 
+// scope returns the call's scope. A call that reaches a tool without one
+// (a transport that did not go through the HTTP chain) acts as a guest,
+// which can call only guest tools: it fails closed.
+func (t *Toolset) scope(ctx context.Context, extra *mcp.RequestExtra) *request.Scope {
+	if s := t.deps.Scope(ctx, extra); s != nil {
+		return s
+	}
+	return &request.Scope{Principal: identity.Guest(), ID: request.NewID()}
+}
+
 // invoke is the wrapper every tool call passes through.
-func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, name string, class authz.Class,
+func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry catalog.Tool,
 	prepare func(context.Context) (target, func(context.Context, *call) (any, error), error)) (*mcp.CallToolResult, error) {
 	start := t.deps.Now()
-	rid, remote := t.deps.RequestMeta(ctx, req.GetExtra())
-	ctx = requestid.NewContext(ctx, rid)
-	p := t.deps.Principal(ctx, req.GetExtra())
-	rec := audit.Record{
-		Time: start.UTC(), RequestID: rid, User: p.Name(), JenkinsUser: p.JenkinsUser,
-		ClientID: p.ClientID, Tool: name, RemoteAddr: remote,
-	}
-	out, tg, err := t.run(ctx, req, p, rid, name, class, prepare)
-	rec.Resource = tg.resource
-	rec.DurationMS = t.deps.Now().Sub(start).Milliseconds()
+	sc := t.scope(ctx, req.GetExtra())
+	ctx = request.NewContext(ctx, sc)
+	rec := audit.Begin(start, sc, entry.Name)
+	out, tg, policies, err := t.run(ctx, req, sc, entry, prepare)
+	rec.Resource(tg.resource)
 	if err == nil {
-		rec.Decision, rec.Reason = audit.Allow, "ok"
-		t.record(ctx, rec)
+		t.record(ctx, rec.Allowed(t.deps.Now(), policies))
 		return success(out)
 	}
-	te := t.mapError(err, tg.whatOr(name), rid)
+	te := t.mapError(err, tg.whatOr(entry.Name), sc.ID)
 	if te.Code == CodeInternal {
-		t.deps.Logger.ErrorContext(ctx, "tool failed", "tool", name, "request_id", rid, "err", err)
+		t.deps.Logger.ErrorContext(ctx, "tool failed", "tool", entry.Name, "request_id", sc.ID, "err", err)
 	}
-	te.RequestID = rid
-	rec.Code, rec.Reason = te.Code, te.Message
-	rec.Decision = audit.Error
+	te.RequestID = sc.ID
 	if IsDenial(te.Code) {
-		rec.Decision = audit.Deny
+		t.record(ctx, rec.Denied(t.deps.Now(), te.Code, te.Message))
+	} else {
+		t.record(ctx, rec.Failed(t.deps.Now(), te.Code, te.Message))
 	}
-	t.record(ctx, rec)
 	if te.Code == CodeNotLinked && te.ConnectURL != "" && supportsURLElicitation(req) {
 		// MCP 2025-11-25: ask the client to open the link page for the
 		// user instead of failing silently (URLElicitationRequiredError).
 		return nil, mcp.URLElicitationRequiredError([]*mcp.ElicitParams{{
 			Mode:          "url",
 			URL:           te.ConnectURL,
-			ElicitationID: rid,
+			ElicitationID: sc.ID,
 			Message:       "Butler needs your Jenkins API token to act as you in Jenkins. Open this page to link your Jenkins account, then retry.",
 		}})
 	}
@@ -414,24 +422,27 @@ func (tg target) whatOr(tool string) string {
 	return tool
 }
 
-func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, p identity.Principal, rid, name string, class authz.Class,
-	prepare func(context.Context) (target, func(context.Context, *call) (any, error), error)) (any, target, error) {
+// run takes a call through validation, the rate limit, the decision and
+// the tool itself. policies are the ids of the policies that allowed it.
+func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request.Scope, entry catalog.Tool,
+	prepare func(context.Context) (target, func(context.Context, *call) (any, error), error)) (_ any, _ target, policies []string, _ error) {
+	p := sc.Principal
 	tg, exec, err := prepare(ctx)
 	if err != nil {
-		return nil, tg, err
+		return nil, tg, nil, err
 	}
-	if err := t.limit(ctx, p, req); err != nil {
-		return nil, tg, err
+	if err := t.limit(ctx, sc); err != nil {
+		return nil, tg, nil, err
 	}
 	// A policy denial is final before anything reaches Jenkins.
-	if err := t.decide(ctx, p, name, class, tg); err != nil {
-		return nil, tg, err
+	if policies, err = t.decide(ctx, p, entry, tg); err != nil {
+		return nil, tg, nil, err
 	}
-	c := &call{principal: p, requestID: rid, target: tg, req: req}
-	if class == authz.ClassRead || class == authz.ClassSensitive {
+	c := &call{principal: p, requestID: sc.ID, target: tg, req: req}
+	if entry.Class == catalog.ClassRead || entry.Class == catalog.ClassSensitive {
 		cred, err := t.deps.Credentials.For(ctx, p)
 		if err != nil {
-			return nil, tg, err
+			return nil, tg, nil, err
 		}
 		c.cred = cred
 		// When the policy names jobs or folders, decide again on Jenkins's
@@ -440,34 +451,35 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, p identity.
 		if t.deps.Authorizer.NamesItems() {
 			canon, changed, err := t.canonicalTarget(ctx, cred, tg)
 			if err != nil {
-				return nil, tg, err
+				return nil, tg, nil, err
 			}
 			if changed {
 				tg = canon
 				c.target = canon
-				if err := t.decide(ctx, p, name, class, tg); err != nil {
-					return nil, tg, err
+				if policies, err = t.decide(ctx, p, entry, tg); err != nil {
+					return nil, tg, nil, err
 				}
 			}
 		}
 	}
 	out, err := exec(ctx, c)
-	return out, tg, err
+	return out, tg, policies, err
 }
 
-// decide asks the authorizer about one target.
-func (t *Toolset) decide(ctx context.Context, p identity.Principal, name string, class authz.Class, tg target) error {
+// decide asks the authorizer about one target and returns the ids of the
+// policies that allowed it.
+func (t *Toolset) decide(ctx context.Context, p identity.Principal, entry catalog.Tool, tg target) ([]string, error) {
 	dec := t.deps.Authorizer.Decide(ctx, authz.Request{
-		Principal: p, Tool: name, Class: class, Job: tg.job.String(), Parameters: tg.params,
+		Principal: p, Tool: entry.Name, Job: tg.job.String(), Parameters: tg.params,
 	})
 	if dec.Allow {
-		return nil
+		return dec.Policies, nil
 	}
 	e := Errorf(dec.Code, "%s", dec.Reason)
 	if dec.Code == authz.CodeInsufficientScope {
 		e.RequiredScopes = dec.RequiredScopes
 	}
-	return e
+	return nil, e
 }
 
 // canonicalTarget returns tg with the path Jenkins itself uses: the
@@ -532,20 +544,11 @@ func (t *Toolset) canonicalPath(ctx context.Context, cred jenkins.Credential, pa
 }
 
 // limit spends one unit of the caller's rate limit.
-func (t *Toolset) limit(ctx context.Context, p identity.Principal, req *mcp.CallToolRequest) error {
+func (t *Toolset) limit(ctx context.Context, sc *request.Scope) error {
 	if t.deps.Limiter == nil {
 		return nil
 	}
-	key := "user:" + p.User
-	if p.Guest {
-		_, remote := t.deps.RequestMeta(ctx, req.GetExtra())
-		host, _, err := net.SplitHostPort(remote)
-		if err != nil {
-			host = remote
-		}
-		key = "guest:" + host
-	}
-	d, err := t.deps.Limiter.Allow(ctx, key)
+	d, err := t.deps.Limiter.Allow(ctx, sc.LimitKey())
 	if err != nil || d.Allowed {
 		return nil // the limiter fails open: it protects Jenkins, it must not lock users out
 	}

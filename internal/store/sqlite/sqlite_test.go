@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/store"
 	"github.com/butler-mcp/butler/internal/store/storetest"
 )
@@ -193,9 +194,9 @@ func TestHelperProcess(t *testing.T) {
 	s := open(t, dsn)
 	defer s.Close()
 	for b := range 10 {
-		recs := make([]store.AuditRecord, helperRecords/10)
+		recs := make([]audit.Record, helperRecords/10)
 		for i := range recs {
-			recs[i] = store.AuditRecord{Time: time.Now(), RequestID: fmt.Sprintf("proc-%s-%d-%d", id, b, i), Decision: "allow"}
+			recs[i] = audit.Record{Time: time.Now(), RequestID: fmt.Sprintf("proc-%s-%d-%d", id, b, i), Decision: "allow"}
 		}
 		if err := s.AppendAudit(t.Context(), recs); err != nil {
 			t.Fatal(err)
@@ -234,9 +235,9 @@ func TestAppendAudit_ThousandRecordsUnder100ms(t *testing.T) {
 	}
 	s := open(t, fileDSN(t))
 	defer s.Close()
-	recs := make([]store.AuditRecord, 1000)
+	recs := make([]audit.Record, 1000)
 	for i := range recs {
-		recs[i] = store.AuditRecord{Time: time.Now(), RequestID: "r", User: "alice", Tool: "get_job", Decision: "allow", Reason: "policy: default-permit"}
+		recs[i] = audit.Record{Time: time.Now(), RequestID: "r", User: "alice", Tool: "get_job", Decision: "allow", Reason: "policy: default-permit"}
 	}
 	best := time.Hour
 	for range 3 {

@@ -13,6 +13,7 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/store"
 )
 
@@ -34,8 +35,8 @@ var auditTests = []suiteTest{
 var baseTime = time.Date(2025, 3, 14, 15, 9, 26, 535_897_932, time.UTC)
 
 // auditRec is a typical record, told apart by i (RequestID, DurationMS).
-func auditRec(i int, at time.Time) store.AuditRecord {
-	return store.AuditRecord{
+func auditRec(i int, at time.Time) audit.Record {
+	return audit.Record{
 		Time:        at,
 		RequestID:   fmt.Sprintf("req-%06d", i),
 		User:        "alice",
@@ -51,7 +52,7 @@ func auditRec(i int, at time.Time) store.AuditRecord {
 
 // normalized is recs as the store returns them: times in UTC, truncated to
 // the millisecond.
-func normalized(recs []store.AuditRecord) []store.AuditRecord {
+func normalized(recs []audit.Record) []audit.Record {
 	out := slices.Clone(recs)
 	for i := range out {
 		out[i].Time = out[i].Time.UTC().Truncate(time.Millisecond)
@@ -59,14 +60,14 @@ func normalized(recs []store.AuditRecord) []store.AuditRecord {
 	return out
 }
 
-func reversed(recs []store.AuditRecord) []store.AuditRecord {
+func reversed(recs []audit.Record) []audit.Record {
 	out := slices.Clone(recs)
 	slices.Reverse(out)
 	return out
 }
 
 // queryAll returns every record matching q (q.Limit is ignored).
-func queryAll(t *testing.T, s store.Store, q store.AuditQuery) []store.AuditRecord {
+func queryAll(t *testing.T, s store.Store, q store.AuditQuery) []audit.Record {
 	t.Helper()
 	q.Limit = store.MaxAuditLimit
 	got, err := s.QueryAudit(t.Context(), q)
@@ -76,7 +77,7 @@ func queryAll(t *testing.T, s store.Store, q store.AuditQuery) []store.AuditReco
 	return got
 }
 
-func appendAudit(t *testing.T, s store.Store, recs []store.AuditRecord) {
+func appendAudit(t *testing.T, s store.Store, recs []audit.Record) {
 	t.Helper()
 	if err := s.AppendAudit(t.Context(), recs); err != nil {
 		t.Fatalf("AppendAudit(%d records): %v", len(recs), err)
@@ -84,7 +85,7 @@ func appendAudit(t *testing.T, s store.Store, recs []store.AuditRecord) {
 }
 
 func testAuditAppendNothing(t *testing.T, s store.Store) {
-	for _, recs := range [][]store.AuditRecord{nil, {}} {
+	for _, recs := range [][]audit.Record{nil, {}} {
 		if err := s.AppendAudit(t.Context(), recs); err != nil {
 			t.Errorf("AppendAudit(%#v) = %v, want nil", recs, err)
 		}
@@ -95,7 +96,7 @@ func testAuditAppendNothing(t *testing.T, s store.Store) {
 }
 
 func testAuditRoundTrip(t *testing.T, s store.Store) {
-	in := []store.AuditRecord{
+	in := []audit.Record{
 		{
 			Time:        time.Date(2025, 3, 14, 17, 9, 26, 535_912_345, time.FixedZone("CET", 3600)), // newest
 			RequestID:   "01J8Z6V3",
@@ -123,7 +124,7 @@ func testAuditFilters(t *testing.T, s store.Store) {
 	users := []string{"alice", "bob", "carol"}
 	tools := []string{"get_job", "trigger_job", "whoami"}
 	decisions := []string{"allow", "deny", "error"}
-	var all []store.AuditRecord
+	var all []audit.Record
 	for _, u := range users {
 		for _, tool := range tools {
 			for _, d := range decisions {
@@ -143,10 +144,10 @@ func testAuditFilters(t *testing.T, s store.Store) {
 	since := baseTime.Add(13 * time.Second)
 
 	// expected filters all in Go: newest first, ties by insertion order.
-	expected := func(q store.AuditQuery) []store.AuditRecord {
+	expected := func(q store.AuditQuery) []audit.Record {
 		type indexed struct {
 			i int
-			r store.AuditRecord
+			r audit.Record
 		}
 		var m []indexed
 		for i, r := range normalized(all) {
@@ -161,7 +162,7 @@ func testAuditFilters(t *testing.T, s store.Store) {
 			}
 			return cmp.Compare(b.i, a.i)
 		})
-		var out []store.AuditRecord
+		var out []audit.Record
 		for _, x := range m {
 			out = append(out, x.r)
 		}
@@ -214,12 +215,12 @@ func testAuditFilters(t *testing.T, s store.Store) {
 
 func testAuditOrder(t *testing.T, s store.Store) {
 	at := baseTime
-	r := func(i int, at time.Time) store.AuditRecord { return auditRec(i, at) }
-	appendAudit(t, s, []store.AuditRecord{r(7, at.Add(time.Millisecond))})
-	appendAudit(t, s, []store.AuditRecord{r(1, at), r(2, at), r(3, at)})
+	r := func(i int, at time.Time) audit.Record { return auditRec(i, at) }
+	appendAudit(t, s, []audit.Record{r(7, at.Add(time.Millisecond))})
+	appendAudit(t, s, []audit.Record{r(1, at), r(2, at), r(3, at)})
 	// Different sub-millisecond parts are the same stored time.
-	appendAudit(t, s, []store.AuditRecord{r(4, at.Add(100*time.Microsecond)), r(5, at.Add(-at.Sub(at.Truncate(time.Millisecond))))})
-	appendAudit(t, s, []store.AuditRecord{r(6, at.Add(-time.Millisecond))})
+	appendAudit(t, s, []audit.Record{r(4, at.Add(100*time.Microsecond)), r(5, at.Add(-at.Sub(at.Truncate(time.Millisecond))))})
+	appendAudit(t, s, []audit.Record{r(6, at.Add(-time.Millisecond))})
 	var got []string
 	for _, rec := range queryAll(t, s, store.AuditQuery{}) {
 		got = append(got, rec.RequestID)
@@ -232,7 +233,7 @@ func testAuditOrder(t *testing.T, s store.Store) {
 
 func testAuditSince(t *testing.T, s store.Store) {
 	at := baseTime.Truncate(time.Millisecond)
-	appendAudit(t, s, []store.AuditRecord{
+	appendAudit(t, s, []audit.Record{
 		auditRec(1, at.Add(-time.Millisecond)),
 		auditRec(2, at),
 		auditRec(3, at.Add(time.Millisecond)),
@@ -257,7 +258,7 @@ func testAuditSince(t *testing.T, s store.Store) {
 }
 
 func testAuditLimit(t *testing.T, s store.Store) {
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	for i := range 150 {
 		recs = append(recs, auditRec(i, baseTime.Add(time.Duration(i)*time.Second)))
 	}
@@ -265,7 +266,7 @@ func testAuditLimit(t *testing.T, s store.Store) {
 	newest := reversed(normalized(recs))
 	for _, tc := range []struct {
 		limit int
-		want  []store.AuditRecord
+		want  []audit.Record
 	}{
 		{0, newest[:store.DefaultAuditLimit]},
 		{1, newest[:1]},
@@ -288,7 +289,7 @@ func testAuditLimit(t *testing.T, s store.Store) {
 
 func testAuditLimitCap(t *testing.T, s store.Store) {
 	const n = store.MaxAuditLimit + 50
-	recs := make([]store.AuditRecord, n)
+	recs := make([]audit.Record, n)
 	for i := range recs {
 		recs[i] = auditRec(i, baseTime.Add(time.Duration(i)*time.Millisecond))
 	}
@@ -311,7 +312,7 @@ func testAuditLimitCap(t *testing.T, s store.Store) {
 
 func testAuditText(t *testing.T, s store.Store) {
 	long := strings.Repeat("ünïcødé reason, 長い理由; ", 4096) // ~120 KB
-	in := []store.AuditRecord{
+	in := []audit.Record{
 		auditRec(1, baseTime),
 		auditRec(2, baseTime),
 		auditRec(3, baseTime),
@@ -339,7 +340,7 @@ func testAuditText(t *testing.T, s store.Store) {
 }
 
 func testAuditBigBatch(t *testing.T, s store.Store) {
-	recs := make([]store.AuditRecord, 1000)
+	recs := make([]audit.Record, 1000)
 	for i := range recs {
 		recs[i] = auditRec(i, baseTime) // one time: the order is the insertion order
 	}
@@ -370,7 +371,7 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 	for w := range writers {
 		wg.Go(func() {
 			for b := range batches {
-				recs := make([]store.AuditRecord, perBatch)
+				recs := make([]audit.Record, perBatch)
 				for i := range recs {
 					recs[i] = auditRec((w*batches+b)*perBatch+i, baseTime.Add(time.Duration(b)*time.Millisecond))
 				}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/store"
 )
 
@@ -15,7 +16,7 @@ func BenchmarkAppendAudit(b *testing.B, open func(b *testing.B) store.Store) {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			s := open(b)
 			b.Cleanup(func() { s.Close() })
-			batch := make([]store.AuditRecord, size)
+			batch := make([]audit.Record, size)
 			for i := range batch {
 				batch[i] = auditRec(i, baseTime)
 				batch[i].Reason = "policy: default-permit"

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/store"
 )
 
@@ -73,7 +74,7 @@ var storeTests = []suiteTest{
 		if _, err := s.GetCredential(ctx, "alice"); !errors.Is(err, context.Canceled) {
 			t.Errorf("GetCredential with a canceled context = %v, want context.Canceled", err)
 		}
-		if err := s.AppendAudit(ctx, []store.AuditRecord{auditRec(1, baseTime)}); err == nil {
+		if err := s.AppendAudit(ctx, []audit.Record{auditRec(1, baseTime)}); err == nil {
 			t.Errorf("AppendAudit with a canceled context succeeded")
 		}
 		if got := queryAll(t, s, store.AuditQuery{}); len(got) != 0 {
@@ -114,7 +115,7 @@ func testConcurrentMixedUse(t *testing.T, s store.Store) {
 					t.Errorf("GetSession: %v", err)
 					return
 				}
-				if err := s.AppendAudit(ctx, []store.AuditRecord{auditRec(g*100+i, baseTime)}); err != nil {
+				if err := s.AppendAudit(ctx, []audit.Record{auditRec(g*100+i, baseTime)}); err != nil {
 					t.Errorf("AppendAudit: %v", err)
 					return
 				}
@@ -191,7 +192,7 @@ func testReopenKeepsData(t *testing.T, db Database) {
 	if err := s.PutCredential(ctx, cred); err != nil {
 		t.Fatal(err)
 	}
-	recs := []store.AuditRecord{auditRec(1, baseTime), auditRec(2, baseTime.Add(time.Second))}
+	recs := []audit.Record{auditRec(1, baseTime), auditRec(2, baseTime.Add(time.Second))}
 	if err := s.AppendAudit(ctx, recs); err != nil {
 		t.Fatal(err)
 	}

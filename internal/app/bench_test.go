@@ -1,4 +1,4 @@
-package server_test
+package app_test
 
 import (
 	"context"
@@ -7,20 +7,25 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/butler-mcp/butler/internal/app"
+	"github.com/butler-mcp/butler/internal/audit"
+	"github.com/butler-mcp/butler/internal/authn"
 	"github.com/butler-mcp/butler/internal/config"
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/devidp"
-	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
-	"github.com/butler-mcp/butler/internal/server"
+	"github.com/butler-mcp/butler/internal/ratelimit"
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 type bearerRT struct {
@@ -42,14 +47,45 @@ type benchStack struct {
 	idp *devidp.Provider
 }
 
-// stackOpts choose which layers a bench stack runs.
+// stackOpts choose the collaborators of a bench stack. Every variant is the
+// same stack as production, built by app.New; a variant without a layer's
+// cost gets a fake in that layer's place, never a switch in the code.
 type stackOpts struct {
-	noAuth, noAuthz bool
-	policy          string // policy file; "" the built-in default
+	// fixedToken: a verifier that accepts one fixed token for alice, in
+	// place of JWT verification against the IdP's keys.
+	fixedToken bool
+	// allowAll: a policy that permits everything, no tool scopes, no rate
+	// limit, a fixed in-memory credential and no audit store, in place of
+	// the full authorization path.
+	allowAll bool
+	policy   string // policy file; "" the built-in default
 }
 
-func newBenchStack(b *testing.B, noAuth bool) *benchStack {
-	return newStack(b, stackOpts{noAuth: noAuth})
+// benchToken is the token fixedVerifier accepts.
+const benchToken = "bench-token"
+
+// fixedVerifier accepts exactly benchToken, as alice.
+type fixedVerifier struct{}
+
+func (fixedVerifier) Verify(_ context.Context, token string) (*authn.Identity, error) {
+	if token != benchToken {
+		return nil, &authn.Error{Reason: "signature", Description: "not the bench token"}
+	}
+	return &authn.Identity{User: "alice", Scopes: []string{"jenkins:read", "jenkins:build"}, Groups: []string{"developers"},
+		Expiry: time.Now().Add(time.Hour)}, nil
+}
+
+func (fixedVerifier) Ready(context.Context) error { return nil }
+
+// allowAllLimiter never limits.
+type allowAllLimiter struct{}
+
+func (allowAllLimiter) Allow(context.Context, string) (ratelimit.Decision, error) {
+	return ratelimit.Decision{Allowed: true}, nil
+}
+
+func newBenchStack(b *testing.B, fixedToken bool) *benchStack {
+	return newStack(b, stackOpts{fixedToken: fixedToken})
 }
 
 func newStack(b *testing.B, o stackOpts) *benchStack {
@@ -81,28 +117,35 @@ func newStack(b *testing.B, o stackOpts) *benchStack {
 	cfg.Auth.Issuer = issuer
 	cfg.Jenkins.URL = sim.URL + "/"
 	cfg.Store.DSN = config.DSN("sqlite:" + filepath.Join(b.TempDir(), "butler.db"))
-	cfg.Store.VaultKey = config.Secret(base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	cfg.Store.VaultKey = secret.String(base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	cfg.Limits.PerUserRPS, cfg.Limits.Burst = 1e9, 1e9
 	cfg.Policy.File = o.policy
-	opts := server.AppOptions{
-		Version: "bench", NoAuth: o.noAuth, NoAuthz: o.noAuthz,
-		NoAuthUser: identity.Principal{User: "alice", JenkinsUser: "alice", Scopes: []string{"jenkins:read", "jenkins:build"}, Groups: []string{"developers"}},
+	opts := app.Options{Version: "bench"}
+	if o.fixedToken {
+		opts.Verifier = fixedVerifier{}
 	}
-	if o.noAuthz {
-		// Authorization off: a fixed credential, no store lookup.
+	if o.allowAll {
+		allow := filepath.Join(b.TempDir(), "allow.cedar")
+		if err := os.WriteFile(allow, []byte(`@id("allow-all") permit (principal, action, resource);`), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		cfg.Policy.File = allow
+		cfg.Auth.ToolScopes = map[string][]string{config.DefaultToolScopesKey: {}}
+		opts.Limiter = allowAllLimiter{}
+		opts.Audit = audit.LogRecorder{Logger: slog.New(slog.DiscardHandler)}
 		opts.Credentials = credentials.NewMemory(map[string]jenkins.Credential{"alice": {User: "alice", APIToken: jenkinstest.SampleAliceToken}})
 	}
-	app, err := server.NewApp(context.Background(), cfg, opts)
+	a, err := app.New(context.Background(), cfg, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = app.Close(context.Background()) })
-	if app.Stored != nil {
-		if err := app.Stored.Link(context.Background(), "alice", "alice", jenkinstest.SampleAliceToken); err != nil {
+	b.Cleanup(func() { _ = a.Close(context.Background()) })
+	if a.Linker != nil && !o.allowAll {
+		if _, err := a.Linker.Link(context.Background(), "alice", jenkinstest.SampleAliceToken); err != nil {
 			b.Fatal(err)
 		}
 	}
-	srv := &http.Server{Handler: app.Handler}
+	srv := &http.Server{Handler: a.Handler}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
 	return &benchStack{url: butlerURL, idp: idp}
@@ -130,8 +173,9 @@ func (s *benchStack) client(b *testing.B, token func() string) *mcp.ClientSessio
 // BenchmarkToolCallAuthentication measures the throughput of tools/call
 // get_current_time_info through the whole HTTP stack (chain, MCP, tool
 // wrapper) with concurrent callers: with a valid cached JWT, with a JWT
-// seen for the first time on every call (full signature check), and with
-// authentication off (the test-only switch), in the same run. Compare
+// seen for the first time on every call (full signature check), and with a
+// verifier that accepts one fixed token (no verification cost), in the same
+// run. Compare
 // ns/op (lower is faster; throughput is its inverse).
 func BenchmarkToolCallAuthentication(b *testing.B) {
 	params := &mcp.CallToolParams{Name: "get_current_time_info", Arguments: map[string]any{"timezone": "Europe/Paris"}}
@@ -157,7 +201,7 @@ func BenchmarkToolCallAuthentication(b *testing.B) {
 	}
 	b.Run("auth_off", func(b *testing.B) {
 		s := newBenchStack(b, true)
-		run(b, s.client(b, func() string { return "ignored-when-auth-is-off" }))
+		run(b, s.client(b, func() string { return benchToken }))
 	})
 	b.Run("jwt_cached", func(b *testing.B) {
 		s := newBenchStack(b, false)
@@ -190,9 +234,10 @@ func BenchmarkToolCallAuthentication(b *testing.B) {
 // calls Jenkins as the user) through the whole HTTP stack with the full
 // authorization path (OAuth scope check, Cedar policy, rate limit, stored
 // credential lookup with decryption, audit record written to the store)
-// against the same call with authorization off (the test-only switch: no
-// policy, no limiter, a fixed in-memory credential, no audit), in the same
-// run. Authentication is off in both, so only authorization differs.
+// against the same stack with fakes in those places (an allow-all policy,
+// no scopes, a limiter that never limits, a fixed in-memory credential, an
+// audit recorder that keeps nothing), in the same run. Every variant uses
+// the fixed-token verifier, so only authorization differs.
 // "example_policy" uses examples/policy.cedar, which names folders, so each
 // call also asks Jenkins for the job's own spelling (one more request).
 func BenchmarkToolCallAuthorization(b *testing.B) {
@@ -207,13 +252,13 @@ func BenchmarkToolCallAuthorization(b *testing.B) {
 		name string
 		o    stackOpts
 	}{
-		{"authz_off", stackOpts{noAuth: true, noAuthz: true}},
-		{"authz_full_default_policy", stackOpts{noAuth: true}},
-		{"authz_full_example_policy", stackOpts{noAuth: true, policy: example}},
+		{"authz_off", stackOpts{fixedToken: true, allowAll: true}},
+		{"authz_full_default_policy", stackOpts{fixedToken: true}},
+		{"authz_full_example_policy", stackOpts{fixedToken: true, policy: example}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			s := newStack(b, v.o)
-			cs := s.client(b, func() string { return "ignored-when-auth-is-off" })
+			cs := s.client(b, func() string { return benchToken })
 			b.ReportAllocs()
 			b.SetParallelism(4)
 			b.ResetTimer()
