@@ -2,7 +2,7 @@
 GO      ?= go
 PKGS    ?= ./...
 
-.PHONY: test unit e2e interop lint bench fuzz demo build
+.PHONY: test unit e2e interop lint bench fuzz demo build build-dev
 
 test: lint ## vet, format check, and every test with the race detector
 	$(GO) test -race -count=1 $(PKGS)
@@ -20,7 +20,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: ## benchmarks (numbers quoted in README.md)
+bench: ## benchmarks (numbers quoted in docs/development.md)
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 
 fuzz: ## each fuzz target for 30s
@@ -31,5 +31,8 @@ fuzz: ## each fuzz target for 30s
 demo: ## run the demo
 	$(GO) run ./cmd/butler demo
 
-build: ## build ./butler
+build: ## build ./butler for production: without the demo, the Jenkins simulator and the dev IdP
+	$(GO) build -tags nodemo -o butler ./cmd/butler
+
+build-dev: ## build ./butler with the demo
 	$(GO) build -o butler ./cmd/butler

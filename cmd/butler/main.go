@@ -21,7 +21,7 @@ import (
 	_ "time/tzdata" // get_current_time_info must know every IANA zone, even on minimal hosts
 )
 
-// Exit codes (CONTRACT §1).
+// Exit codes (docs/operations.md, "Commands").
 const (
 	exitOK      = 0
 	exitFailure = 1

@@ -8,7 +8,7 @@ import (
 )
 
 // The challenge of a request without a token, and of one whose token
-// failed a check (CONTRACT §3, RFC 6750 §3, RFC 9728 §5.1).
+// failed a check (docs/http.md, RFC 6750 §3, RFC 9728 §5.1).
 func ExampleChallenge_String() {
 	base := authn.Challenge{
 		ResourceMetadata: "https://butler.example.com/.well-known/oauth-protected-resource/mcp",

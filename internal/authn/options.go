@@ -14,7 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// Defaults, as in CONTRACT §2 (auth:).
+// Defaults, as in docs/configuration.md (auth:).
 const (
 	DefaultClockSkew           = 30 * time.Second
 	DefaultJWKSMinRefresh      = 10 * time.Second
@@ -46,7 +46,7 @@ func asymmetricAlg(name string) (jose.SignatureAlgorithm, bool) {
 }
 
 // Options configure a Verifier. Zero durations, sizes and lists take the
-// defaults of CONTRACT §2; negative ones are refused.
+// defaults of docs/configuration.md; negative ones are refused.
 type Options struct {
 	// Issuer is the authorization server's issuer identifier (RFC 8414 §2).
 	// Required. A token's iss must equal it exactly, and so must the issuer

@@ -4,7 +4,7 @@
 //
 // # Decision order
 //
-// A decision is taken in the order of CONTRACT §5 and the first denial is
+// A decision is taken in the order of docs/policy.md and the first denial is
 // final:
 //
 //  1. Authentication: a guest reaches only guest-class tools, and a
@@ -22,7 +22,7 @@
 //
 // # Entity model
 //
-// The policy sees (CONTRACT §5):
+// The policy sees (docs/policy.md):
 //
 //   - principal: User::"<user>" whose parents are Group::"<g>" for each
 //     group of the token, or Guest::"anonymous" for a request without a
@@ -403,7 +403,7 @@ func redact(msg string, params map[string]any) string {
 
 // Visible reports whether the principal may see tool in tools/list: the
 // authentication check, then whether the policy lets the principal call
-// the tool on some resource. Scopes are not checked (CONTRACT §8), so a
+// the tool on some resource. Scopes are not checked (docs/http.md), so a
 // client can still discover a tool and step up to the scope it needs.
 //
 // "Some resource" is approximated by a few representative resources taken

@@ -13,7 +13,7 @@ import (
 	"github.com/butler-mcp/butler/internal/identity"
 )
 
-// allTools is every tool, with its class (CONTRACT §4).
+// allTools is every tool, with its class (docs/tools.md).
 var allTools = map[string]catalog.Class{
 	"health":                catalog.ClassGuest,
 	"get_current_time_info": catalog.ClassAuthenticated,

@@ -13,7 +13,7 @@ import (
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
 
-// Entity types and well-known ids of the entity model (CONTRACT §5).
+// Entity types and well-known ids of the entity model (docs/policy.md).
 const (
 	typeUser   cedar.EntityType = "User"
 	typeGroup  cedar.EntityType = "Group"

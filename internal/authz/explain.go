@@ -112,7 +112,7 @@ func describe(cr *cedarRequest) *CedarRequest {
 	}
 }
 
-// FormatExplanation renders e for `butler policy explain` (CONTRACT §8).
+// FormatExplanation renders e for `butler policy explain` (docs/policy.md).
 // The first line is the decision and the ids of the policies that decided
 // it, "allow users-read" or "deny prod-release-only", or "deny" alone when
 // no policy decided (nothing permits the call, or an earlier check

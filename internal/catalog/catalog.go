@@ -139,8 +139,13 @@ const (
 	GetTestResults     = "get_test_results"
 )
 
-// scopeBuild is what the tools that change Jenkins need by default.
-const scopeBuild = "jenkins:build"
+// Default OAuth scopes: DefaultScope is what a tool without DefaultScopes
+// of its own needs (auth.tool_scopes's "default" entry unless configured);
+// scopeBuild is what the tools that change Jenkins need.
+const (
+	DefaultScope = "jenkins:read"
+	scopeBuild   = "jenkins:build"
+)
 
 // tools returns the catalog, in the order tools/list shows it. It is built
 // on each call so that no caller can change it for another.

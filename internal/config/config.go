@@ -1,5 +1,5 @@
 // Package config is Butler's configuration: the typed form of butler.yaml
-// (CONTRACT §2), its strict decoding, and the checks every command runs on
+// (docs/configuration.md), its strict decoding, and the checks every command runs on
 // it before doing anything else.
 //
 // Loading and validating are separate steps. Load and Parse turn YAML into
@@ -34,7 +34,7 @@ import (
 )
 
 // Config is the whole of butler.yaml. The yaml tags are the exact key names
-// of CONTRACT §2. Build one with Default, Load or Parse: the zero Config
+// of docs/configuration.md. Build one with Default, Load or Parse: the zero Config
 // lacks the defaults.
 //
 // Config holds unexported bookkeeping (which values came from unset
@@ -243,7 +243,7 @@ func (l Log) SlogLevel() slog.Level {
 // tool not listed.
 const DefaultToolScopesKey = "default"
 
-// Default returns a Config holding every default of CONTRACT §2 and nothing
+// Default returns a Config holding every default of docs/configuration.md and nothing
 // else; the required values (public_url, issuer, jenkins.url) are empty.
 // Each call returns fresh slices and maps.
 func Default() *Config {
@@ -285,7 +285,7 @@ func Default() *Config {
 // that change Jenkins need jenkins:build; guest tools need none, listed so
 // that this is visible and overridable).
 func defaultToolScopes() map[string][]string {
-	m := map[string][]string{DefaultToolScopesKey: {"jenkins:read"}}
+	m := map[string][]string{DefaultToolScopesKey: {catalog.DefaultScope}}
 	for _, t := range catalog.All() {
 		if t.DefaultScopes != nil {
 			m[t.Name] = slices.Clone(t.DefaultScopes)
@@ -306,7 +306,7 @@ func (c *Config) ResourceURL() string {
 }
 
 // ConnectURL returns the /connect page's URL, server.public_url +
-// "/connect" (CONTRACT §8), or "" when public_url is not set.
+// "/connect" (docs/tools.md), or "" when public_url is not set.
 func (c *Config) ConnectURL() string {
 	base := strings.TrimRight(c.Server.PublicURL, "/")
 	if base == "" {
@@ -612,7 +612,7 @@ func decodeKeyBytes(s secret.String) ([]byte, error) {
 
 // ApplyStdioEnv fills jenkins.user and jenkins.api_token, when empty, from
 // JENKINS_USER and JENKINS_API_TOKEN, as butler stdio does before
-// validating (CONTRACT §2). getenv is usually OSGetenv.
+// validating (docs/configuration.md). getenv is usually OSGetenv.
 func (c *Config) ApplyStdioEnv(getenv func(string) (string, bool)) {
 	if c.Jenkins.User == "" {
 		if v, ok := getenv("JENKINS_USER"); ok && v != "" {

@@ -51,7 +51,7 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 // for that field. The replacement text is not expanded again.
 //
 // store.vault_key and web.session_key default to ${BUTLER_VAULT_KEY} and
-// ${BUTLER_SESSION_KEY}, as in CONTRACT §2, so omitting them from the file
+// ${BUTLER_SESSION_KEY}, as in docs/configuration.md, so omitting them from the file
 // reads the same variables.
 //
 // YAML itself reads "{" as the start of a mapping inside [ ] and { }, so a

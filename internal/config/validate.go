@@ -51,7 +51,7 @@ func (ps Problems) Error() string {
 // several commands without the unused parts' variables being set.
 type Mode int
 
-// The modes, by command (CONTRACT §1).
+// The modes, by command (docs/operations.md, "Commands").
 const (
 	// ModeServe is for butler serve and butler demo: everything.
 	ModeServe Mode = iota

@@ -15,7 +15,7 @@ import (
 )
 
 // CacheTTL bounds how long a decrypted credential is reused in memory: an
-// unlink takes effect everywhere within it (CONTRACT §8: at most 5 s).
+// unlink takes effect everywhere within it (docs/operations.md: at most 5 s).
 const CacheTTL = 5 * time.Second
 
 // Store is what Stored needs of the store: the sealed credentials.

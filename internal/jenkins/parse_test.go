@@ -15,9 +15,9 @@ import (
 // fixtureDir is the folder of responses recorded from real Jenkins servers,
 // beside the repository in ../shared.
 func fixtureDir(t testing.TB) string {
-	dir := filepath.Join("..", "..", "..", "shared", "fixtures", "jenkins")
+	dir := filepath.Join("..", "..", "testdata", "jenkins")
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("Jenkins fixtures not found at %s (the shared folder beside the repository): %v", dir, err)
+		t.Fatalf("Jenkins fixtures not found at %s: %v", dir, err)
 	}
 	return dir
 }
@@ -292,7 +292,7 @@ func TestScanLog(t *testing.T) {
 // answers: none may panic, and whatever they accept must be internally
 // consistent.
 func FuzzParseJenkinsJSON(f *testing.F) {
-	dir := filepath.Join("..", "..", "..", "shared", "fixtures", "jenkins")
+	dir := filepath.Join("..", "..", "testdata", "jenkins")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	more, _ := filepath.Glob(filepath.Join(dir, "node-jenkins", "*.json"))
 	for _, name := range append(files, more...) {

@@ -15,7 +15,7 @@ import (
 
 // fixtureDir holds JSON recorded from real Jenkins servers: the shared
 // folder beside the repository root.
-const fixtureDir = "../../../shared/fixtures/jenkins"
+const fixtureDir = "../../testdata/jenkins"
 
 // fixtureTargets maps each in-scope fixture to the simulator URL that
 // answers for the analogous entity of fidelityServer, as admin.
@@ -130,7 +130,7 @@ func fidelityServer(t *testing.T) *Server {
 func TestFixtureShapes(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat(fixtureDir); err != nil {
-		t.Skipf("fixtures not found at %s (the shared folder beside the repository root): %v", fixtureDir, err)
+		t.Fatalf("fixtures not found at %s: %v", fixtureDir, err)
 	}
 	var files []string
 	err := filepath.WalkDir(fixtureDir, func(p string, d fs.DirEntry, err error) error {
@@ -286,7 +286,7 @@ func compareShape(path string, fix, got any, problems *[]string) {
 func TestConsoleTextShape(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat(fixtureDir); err != nil {
-		t.Skipf("fixtures not found at %s: %v", fixtureDir, err)
+		t.Fatalf("fixtures not found at %s: %v", fixtureDir, err)
 	}
 	s, _ := sample(t)
 	ours := strings.Split(strings.TrimSuffix(call(t, s, "GET", "/job/frontend/job/docs/1/consoleText", "admin").Body.String(), "\n"), "\n")

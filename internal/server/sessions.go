@@ -11,7 +11,7 @@ import (
 const sessionHeader = "Mcp-Session-Id"
 
 // sessionOwners binds each MCP session to the user who created it, so that
-// nobody else's token is served on it (CONTRACT §3). A session a guest
+// nobody else's token is served on it (docs/http.md). A session a guest
 // created is bound to the first user who authenticates on it (the client
 // logging in after a 401 keeps its session); from then on it is that user's.
 // The SDK binds sessions to TokenInfo.UserID as well; this also covers

@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -39,7 +37,6 @@ func openPostgres(ctx context.Context, dsn string, o Options) (Store, error) {
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	s := &sqlStore{d: postgresDialect, now: o.Now, w: db, r: db, closeExtra: pool.Close}
-	s.dump = func(ctx context.Context) ([]byte, error) { return dumpPostgres(ctx, db) }
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return fail(err)
@@ -83,30 +80,4 @@ func scrub(err error, secrets []string) error {
 		return err
 	}
 	return errors.New(msg)
-}
-
-// dumpPostgres returns each credentials row as PostgreSQL renders it, as
-// JSON (bytea in hex) and its sealed bytes escape-encoded (printable ASCII
-// kept as is), so a plaintext token would show in either form.
-func dumpPostgres(ctx context.Context, db *sql.DB) ([]byte, error) {
-	rows, err := db.QueryContext(ctx, `SELECT row_to_json(c)::text, encode(c.sealed, 'escape') FROM credentials c ORDER BY c.user_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var b bytes.Buffer
-	for rows.Next() {
-		var js, esc string
-		if err := rows.Scan(&js, &esc); err != nil {
-			return nil, err
-		}
-		b.WriteString(js)
-		b.WriteByte('\n')
-		b.WriteString(esc)
-		b.WriteByte('\n')
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
 }

@@ -27,13 +27,10 @@ type sqlStore struct {
 	// closeExtra releases what the backend holds besides w and r (the pgx
 	// pool); may be nil.
 	closeExtra func()
-	// dump implements RawCredentialBytes.
-	dump func(ctx context.Context) ([]byte, error)
 }
 
 var (
-	_ Store     = (*sqlStore)(nil)
-	_ RawDumper = (*sqlStore)(nil)
+	_ Store = (*sqlStore)(nil)
 )
 
 // auditChunk is how many records one INSERT statement carries. Both engines
@@ -369,15 +366,6 @@ func (s *sqlStore) Close() error {
 		return fmt.Errorf("store: close %s: %w", s.d.name, err)
 	}
 	return nil
-}
-
-// RawCredentialBytes implements RawDumper.
-func (s *sqlStore) RawCredentialBytes(ctx context.Context) ([]byte, error) {
-	b, err := s.dump(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("store: dump %s: %w", s.d.name, err)
-	}
-	return b, nil
 }
 
 // oneRow turns a statement that changed no row into ErrNotFound.

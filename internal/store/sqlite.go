@@ -77,7 +77,6 @@ func openSQLite(ctx context.Context, path string, o Options) (Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s := &sqlStore{d: sqliteDialect, now: o.Now, w: w, r: r}
-	s.dump = func(ctx context.Context) ([]byte, error) { return dumpSQLiteFile(ctx, w, path) }
 	// The writer first: it switches the file to WAL mode and creates the
 	// schema before a reader looks at it.
 	if err := setWAL(ctx, w); err != nil {
@@ -147,48 +146,9 @@ func openSQLiteMemory(ctx context.Context, o Options) (Store, error) {
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 	s := &sqlStore{d: sqliteDialect, now: o.Now, w: db, r: db}
-	s.dump = func(ctx context.Context) ([]byte, error) { return serializeSQLite(ctx, db) }
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: open sqlite in memory: %w", err)
 	}
 	return s, nil
-}
-
-// dumpSQLiteFile returns the bytes of the database file and of its WAL, after
-// moving the WAL's pages into the file and truncating it: what a backup or a
-// stolen disk would hold.
-func dumpSQLiteFile(ctx context.Context, w *sql.DB, path string) ([]byte, error) {
-	if _, err := w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	wal, err := os.ReadFile(path + "-wal")
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	return append(b, wal...), nil
-}
-
-// serializeSQLite returns the bytes an in-memory database would have as a
-// file.
-func serializeSQLite(ctx context.Context, db *sql.DB) ([]byte, error) {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	var b []byte
-	err = conn.Raw(func(dc any) error {
-		s, ok := dc.(interface{ Serialize() ([]byte, error) })
-		if !ok {
-			return fmt.Errorf("driver connection %T cannot serialize", dc)
-		}
-		b, err = s.Serialize()
-		return err
-	})
-	return b, err
 }

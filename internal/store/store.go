@@ -5,9 +5,9 @@
 //     credentials vault before it gets here. The store holds only ciphertext
 //     and the id of the key that sealed it, never a plaintext token, so
 //     neither the database file nor a backup can give away a token without
-//     the vault key (CONTRACT §7).
+//     the vault key (docs/operations.md, "Store backends").
 //   - Audit records: one per tools/call and per authentication failure
-//     (CONTRACT §6), appended in batches by the audit writer and read back,
+//     (docs/operations.md, "Audit log"), appended in batches by the audit writer and read back,
 //     newest first, by `butler audit`.
 //   - Web sessions of the /connect page, so a user who logged in at one
 //     replica stays logged in at the others.
@@ -149,17 +149,6 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the database. The Store is unusable afterwards.
 	Close() error
-}
-
-// RawDumper is implemented by stores that can show the bytes they keep at
-// rest for credentials, so a test can check that no plaintext token ever
-// reaches the database. Not for production use.
-type RawDumper interface {
-	// RawCredentialBytes returns the stored bytes: for SQLite, the database
-	// file (and its WAL, after a checkpoint) or, in memory, its
-	// serialization; for PostgreSQL, each credentials row as JSON and its
-	// sealed bytes escape-encoded.
-	RawCredentialBytes(ctx context.Context) ([]byte, error)
 }
 
 // Options tunes OpenWithOptions. The zero value is what Open uses.

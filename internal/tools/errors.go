@@ -10,7 +10,7 @@ import (
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
 
-// Error codes of CONTRACT §4 "Tool errors".
+// Error codes of docs/tools.md "Tool errors".
 const (
 	CodeInvalidArgument    = "invalid_argument"
 	CodeForbidden          = "forbidden"

@@ -19,7 +19,7 @@ type QueueOut struct {
 	QueueID     int64  `json:"queue_id"`
 	State       string `json:"state" jsonschema:"waiting (quiet period), blocked (e.g. a build of the job is already running), buildable (waiting for an executor), started or cancelled"`
 	Why         string `json:"why,omitempty" jsonschema:"Jenkins's explanation while the item waits"`
-	Job         string `json:"job,omitempty" jsonschema:"name of the queued job"`
+	Job         string `json:"job,omitempty" jsonschema:"full path of the queued job (folder/sub/job)"`
 	BuildNumber *int64 `json:"build_number,omitempty" jsonschema:"the build's number, once started"`
 	BuildURL    string `json:"build_url,omitempty"`
 }
@@ -42,7 +42,13 @@ func addGetQueueItem(t *Toolset) (*def, error) {
 			if err != nil {
 				return nil, err
 			}
-			return &QueueOut{QueueID: q.ID, State: string(q.State), Why: q.Why, Job: q.TaskName,
+			// Jenkins's task name is the job's own name ("main" for
+			// frontend/mobile/main); its URL names the whole path.
+			job := q.TaskName
+			if p, ok := t.deps.Jenkins.PathFromURL(q.TaskURL); ok {
+				job = p.String()
+			}
+			return &QueueOut{QueueID: q.ID, State: string(q.State), Why: q.Why, Job: job,
 				BuildNumber: num(q.BuildNumber), BuildURL: q.BuildURL}, nil
 		},
 	})

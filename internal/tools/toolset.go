@@ -1,4 +1,4 @@
-// Package tools defines Butler's MCP tools (CONTRACT §4) and the one wrapper
+// Package tools defines Butler's MCP tools (docs/tools.md) and the one wrapper
 // every tool call passes through.
 //
 // Tools are thin: they declare typed input and output structs (the JSON
@@ -54,7 +54,7 @@ type Deps struct {
 	// PollInterval is how often trigger_job polls the queue while waiting
 	// for a build to start. Default 500ms.
 	PollInterval time.Duration
-	// Limiter, if set, bounds each user's calls (CONTRACT §4 rate_limited).
+	// Limiter, if set, bounds each user's calls (docs/tools.md rate_limited).
 	Limiter ratelimit.Limiter
 	// Observe, if set, is told of every call's outcome (for metrics).
 	Observe func(tool, outcome, code string, d time.Duration)
@@ -268,7 +268,7 @@ func add[In, Out any](t *Toolset, s spec[In, Out]) (*def, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tools: %s output schema: %w", s.name, err)
 	}
-	// A failed call's structuredContent is {"error": {...}} (CONTRACT §4);
+	// A failed call's structuredContent is {"error": {...}} (docs/tools.md);
 	// the output schema admits it, so clients that validate structured
 	// content against the schema (the TypeScript SDK does, even when
 	// isError is set) still hand the error to the model.
@@ -325,6 +325,9 @@ func decodeArgs[In any](raw json.RawMessage, resolved *jsonschema.Resolved) (*In
 		if err := json.Unmarshal(trimmed, &m); err != nil {
 			return nil, Errorf(CodeInvalidArgument, "arguments must be a JSON object")
 		}
+	}
+	if err := checkArgs(resolved.Schema(), m); err != nil {
+		return nil, Errorf(CodeInvalidArgument, "%v", err)
 	}
 	if err := resolved.ApplyDefaults(&m); err != nil {
 		return nil, Errorf(CodeInvalidArgument, "arguments: %s", schemaMessage(err))

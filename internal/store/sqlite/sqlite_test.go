@@ -207,26 +207,6 @@ func TestHelperProcess(t *testing.T) {
 	}
 }
 
-// TestRawCredentialBytes_FileSeesCheckpointedWAL checks that the dump of a
-// file store holds a credential written just before, which at that moment
-// lives only in the WAL.
-func TestRawCredentialBytes_FileSeesCheckpointedWAL(t *testing.T) {
-	t.Parallel()
-	s := open(t, fileDSN(t))
-	defer s.Close()
-	marker := []byte("only-in-the-wal-3b7d")
-	if err := s.PutCredential(t.Context(), store.Credential{User: "alice", Sealed: marker}); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := s.(store.RawDumper).RawCredentialBytes(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(raw), string(marker)) {
-		t.Errorf("the dump (%d bytes) misses the credential", len(raw))
-	}
-}
-
 // TestAppendAudit_ThousandRecordsUnder100ms pins the group-commit cost the
 // audit writer relies on. Timing is meaningless under the race detector.
 func TestAppendAudit_ThousandRecordsUnder100ms(t *testing.T) {
