@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/template"
@@ -46,6 +47,7 @@ type Config struct {
 	Store   Store   `yaml:"store"`
 	Policy  Policy  `yaml:"policy"`
 	Limits  Limits  `yaml:"limits"`
+	Audit   Audit   `yaml:"audit"`
 	Web     Web     `yaml:"web"`
 	Log     Log     `yaml:"log"`
 
@@ -72,6 +74,16 @@ type Server struct {
 	// MetricsListen, when set, serves /metrics on its own host:port
 	// rather than on the public listener.
 	MetricsListen string `yaml:"metrics_listen"`
+	// MaxSessions bounds the MCP sessions held at once, in all.
+	MaxSessions int `yaml:"max_sessions"`
+	// MaxSessionsPerUser bounds one user's sessions (one client address's,
+	// for guests); the user's oldest idle session is closed to make room.
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user"`
+	// SessionIdleTimeout closes a session unused that long.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	// MaxUnauthenticatedInflight bounds the requests without a valid
+	// token in progress at once; more get 503.
+	MaxUnauthenticatedInflight int `yaml:"max_unauthenticated_inflight"`
 }
 
 // Auth is how bearer tokens are verified and what they must carry.
@@ -125,6 +137,10 @@ type Introspection struct {
 	ClientSecret secret.String `yaml:"client_secret"`
 	// CacheTTL is how long an introspection answer is reused.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// AllowMissingAudience accepts introspection answers without aud.
+	// Off by default: such an answer does not say the token is for
+	// Butler.
+	AllowMissingAudience bool `yaml:"allow_missing_audience"`
 }
 
 // CredentialsMode says how Butler obtains each user's Jenkins credential.
@@ -186,6 +202,18 @@ type Store struct {
 	VaultKey secret.String `yaml:"vault_key"`
 	// VaultOldKeys are previous keys, still used to decrypt, for rotation.
 	VaultOldKeys []secret.String `yaml:"vault_old_keys"`
+	// Timeout is the deadline of every store call.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Audit is how audit records wait while the store cannot take them.
+type Audit struct {
+	// Buffer is how many records wait in memory.
+	Buffer int `yaml:"buffer"`
+	// SpoolDir holds the append-only spool file records go to when the
+	// buffer is full; empty: next to the SQLite file, else the working
+	// directory (see Config.AuditSpoolDir).
+	SpoolDir string `yaml:"spool_dir"`
 }
 
 // Policy is the Cedar policy.
@@ -249,7 +277,11 @@ const DefaultToolScopesKey = "default"
 func Default() *Config {
 	return &Config{
 		Server: Server{
-			Listen: "127.0.0.1:8080",
+			Listen:                     "127.0.0.1:8080",
+			MaxSessions:                10000,
+			MaxSessionsPerUser:         50,
+			SessionIdleTimeout:         30 * time.Minute,
+			MaxUnauthenticatedInflight: 64,
 		},
 		Auth: Auth{
 			Algorithms:      []string{"RS256", "ES256", "PS256", "EdDSA"},
@@ -267,7 +299,11 @@ func Default() *Config {
 			Timeout:      15 * time.Second,
 		},
 		Store: Store{
-			DSN: "sqlite:butler.db",
+			DSN:     "sqlite:butler.db",
+			Timeout: 5 * time.Second,
+		},
+		Audit: Audit{
+			Buffer: 100000,
 		},
 		Limits: Limits{
 			PerUserRPS: 10,
@@ -292,6 +328,21 @@ func defaultToolScopes() map[string][]string {
 		}
 	}
 	return m
+}
+
+// AuditSpoolDir returns the folder of the audit spool file:
+// audit.spool_dir, else the SQLite file's folder, else the working
+// directory (".").
+func (c *Config) AuditSpoolDir() string {
+	if c.Audit.SpoolDir != "" {
+		return c.Audit.SpoolDir
+	}
+	if c.Store.DSN.Scheme() == "sqlite" {
+		if path := c.Store.DSN.Reveal()[len("sqlite:"):]; path != "" && path != ":memory:" {
+			return filepath.Dir(path)
+		}
+	}
+	return "."
 }
 
 // ResourceURL returns the MCP resource URL, server.public_url + "/mcp",

@@ -94,7 +94,8 @@ func TestParse_EmptyFileGivesDefaults(t *testing.T) {
 func TestDefault_MatchesContract(t *testing.T) {
 	t.Parallel()
 	want := &Config{
-		Server: Server{Listen: "127.0.0.1:8080"},
+		Server: Server{Listen: "127.0.0.1:8080", MaxSessions: 10000, MaxSessionsPerUser: 50, SessionIdleTimeout: 30 * time.Minute,
+			MaxUnauthenticatedInflight: 64},
 		Auth: Auth{
 			Algorithms:      []string{"RS256", "ES256", "PS256", "EdDSA"},
 			ClockSkew:       30 * time.Second,
@@ -112,8 +113,9 @@ func TestDefault_MatchesContract(t *testing.T) {
 			},
 		},
 		Jenkins: Jenkins{Credentials: "per_user_token", UserTemplate: "{{.User}}", Timeout: 15 * time.Second},
-		Store:   Store{DSN: "sqlite:butler.db"},
+		Store:   Store{DSN: "sqlite:butler.db", Timeout: 5 * time.Second},
 		Limits:  Limits{PerUserRPS: 10, Burst: 20},
+		Audit:   Audit{Buffer: 100000},
 		Log:     Log{Level: "info", Format: "json"},
 	}
 	if diff := cmp.Diff(want, Default(), ignoreBookkeeping); diff != "" {
@@ -144,6 +146,11 @@ func wantFull() *Config {
 			AllowedOrigins: []string{"https://app.example.com", "vscode-file://vscode-app"},
 			Stateless:      true,
 			MetricsListen:  "127.0.0.1:9090",
+
+			MaxSessions:                500,
+			MaxSessionsPerUser:         5,
+			SessionIdleTimeout:         10 * time.Minute,
+			MaxUnauthenticatedInflight: 32,
 		},
 		Auth: Auth{
 			Issuer:         "https://idp.example.com/realms/eng",
@@ -157,6 +164,8 @@ func wantFull() *Config {
 				ClientID:     "butler-introspect",
 				ClientSecret: "introspection-s3cret",
 				CacheTTL:     2 * time.Minute,
+
+				AllowMissingAudience: true,
 			},
 			UserClaim:       "preferred_username",
 			GroupsClaim:     "realm_access.roles",
@@ -189,7 +198,9 @@ func wantFull() *Config {
 			DSN:          "postgres://butler:pg-s3cret@db.example.com:5432/butler?sslmode=verify-full",
 			VaultKey:     testVaultKey,
 			VaultOldKeys: []secret.String{testOldVaultKey},
+			Timeout:      3 * time.Second,
 		},
+		Audit:  Audit{Buffer: 5000, SpoolDir: "testdata"},
 		Policy: Policy{File: "testdata/policy.cedar"},
 		Limits: Limits{PerUserRPS: 2.5, Burst: 5, RedisURL: "rediss://:redis-s3cret@redis.example.com:6380/0"},
 		Web:    Web{ClientID: "butler-web", ClientSecret: "web-s3cret", SessionKey: testSessionKey},
@@ -249,7 +260,7 @@ func TestParse_UnknownKeyIsRejectedWithNameAndLine(t *testing.T) {
 		name, in    string
 		field, want string
 	}{
-		{"top level", "server:\n  listen: :80\nservre: {}\n", "servre", `line 3: unknown key (did you mean "server"?); valid keys in the top level: server, auth, jenkins, store, policy, limits, web, log`},
+		{"top level", "server:\n  listen: :80\nservre: {}\n", "servre", `line 3: unknown key (did you mean "server"?); valid keys in the top level: server, auth, jenkins, store, policy, limits, audit, web, log`},
 		{"nested", "server:\n  listen: :80\n  lisen: :81\n", "server.lisen", `line 3: unknown key (did you mean "listen"?)`},
 		{"deeper", "auth:\n  introspection:\n    secret: x\n", "auth.introspection.secret", "line 3: unknown key; valid keys in auth.introspection: url, client_id, client_secret, cache_ttl"},
 		{"under token_exchange", "jenkins:\n  token_exchange:\n    scope: x\n", "jenkins.token_exchange.scope", "line 3: unknown key"},

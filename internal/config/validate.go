@@ -147,6 +147,7 @@ func (c *Config) ValidateWith(mode Mode, opts *ValidateOptions) error {
 	}
 	if full {
 		v.limits()
+		v.audit()
 		v.web()
 	}
 	v.log()
@@ -256,6 +257,18 @@ func (v *validator) server() {
 	}
 	if s.MetricsListen != "" {
 		v.checkHostPort("server.metrics_listen", s.MetricsListen)
+	}
+	if s.MaxSessions < 1 || s.MaxSessions > 1000000 {
+		v.add("server.max_sessions", "%d is out of range; want from 1 to 1000000", s.MaxSessions)
+	}
+	if s.MaxSessionsPerUser < 1 || s.MaxSessionsPerUser > s.MaxSessions {
+		v.add("server.max_sessions_per_user", "%d is out of range; want from 1 to server.max_sessions (%d)", s.MaxSessionsPerUser, s.MaxSessions)
+	}
+	if s.SessionIdleTimeout < time.Minute || s.SessionIdleTimeout > 24*time.Hour {
+		v.add("server.session_idle_timeout", "%s is out of range; want from 1m to 24h", s.SessionIdleTimeout)
+	}
+	if s.MaxUnauthenticatedInflight < 1 || s.MaxUnauthenticatedInflight > 100000 {
+		v.add("server.max_unauthenticated_inflight", "%d is out of range; want from 1 to 100000", s.MaxUnauthenticatedInflight)
 	}
 }
 
@@ -492,6 +505,9 @@ func (v *validator) jenkinsStdio() {
 func (v *validator) store(needKey bool) {
 	s := v.c.Store
 	v.dsn()
+	if s.Timeout <= 0 || s.Timeout > time.Minute {
+		v.add("store.timeout", "%s is out of range; want more than 0s and at most 1m", s.Timeout)
+	}
 	if s.VaultKey == "" {
 		if needKey {
 			v.add("store.vault_key", "required: the standard base64 of 32 random bytes that encrypt stored Jenkins tokens; generate one with: openssl rand -base64 32")
@@ -505,6 +521,18 @@ func (v *validator) store(needKey bool) {
 			v.add(field, "must not be empty")
 		} else if _, err := decodeKey32(k); err != nil {
 			v.add(field, "%v", err)
+		}
+	}
+}
+
+func (v *validator) audit() {
+	a := v.c.Audit
+	if a.Buffer < 1 || a.Buffer > 10000000 {
+		v.add("audit.buffer", "%d is out of range; want from 1 to 10000000 records", a.Buffer)
+	}
+	if a.SpoolDir != "" {
+		if fi, err := os.Stat(a.SpoolDir); err != nil || !fi.IsDir() {
+			v.add("audit.spool_dir", "%q is not a directory", a.SpoolDir)
 		}
 	}
 }
