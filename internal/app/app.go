@@ -177,6 +177,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		JenkinsUser:  mapper,
 		ClockSkew:    cfg.Auth.ClockSkew,
 		Ready:        []server.ReadyCheck{{Name: "store", Check: app.store.Ping}},
+		Sessions: server.SessionLimits{Max: cfg.Server.MaxSessions, PerUser: cfg.Server.MaxSessionsPerUser,
+			Idle: cfg.Server.SessionIdleTimeout},
+		MaxUnauthenticated: cfg.Server.MaxUnauthenticatedInflight,
 	})
 	return app, nil
 }
@@ -274,7 +277,7 @@ func NewVerifier(ctx context.Context, cfg *config.Config, idp *http.Client, logg
 		UserClaim: cfg.Auth.UserClaim, GroupsClaim: cfg.Auth.GroupsClaim, HTTPClient: idp, Logger: logger,
 	}
 	if in := cfg.Auth.Introspection; in.URL != "" {
-		opts.Introspection = &authn.Introspection{URL: in.URL, ClientID: in.ClientID, ClientSecret: in.ClientSecret.Reveal(), CacheTTL: in.CacheTTL}
+		opts.Introspection = &authn.Introspection{URL: in.URL, ClientID: in.ClientID, ClientSecret: in.ClientSecret.Reveal(), CacheTTL: in.CacheTTL, AllowMissingAudience: in.AllowMissingAudience}
 	}
 	v, err := authn.New(ctx, opts)
 	if err != nil {

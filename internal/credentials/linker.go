@@ -65,8 +65,11 @@ func NewLinker(j WhoAmI, s *Stored, mapUser func(user string) (string, error)) *
 // JenkinsUserFor returns the Jenkins account user maps to.
 func (l *Linker) JenkinsUserFor(user string) (string, error) {
 	ju, err := l.mapUser(user)
-	if err != nil || ju == "" {
+	switch {
+	case err != nil:
 		return "", &LinkError{Err: fmt.Errorf("%w: %v", ErrNoAccount, err)}
+	case ju == "":
+		return "", &LinkError{Err: fmt.Errorf("%w: jenkins.user_template gives an empty Jenkins user id", ErrNoAccount)}
 	}
 	return ju, nil
 }

@@ -2,7 +2,7 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,8 +13,8 @@ import (
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authn"
 	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/identity"
-	"github.com/butler-mcp/butler/internal/jobpath"
 	"github.com/butler-mcp/butler/internal/metrics"
 	"github.com/butler-mcp/butler/internal/request"
 	"github.com/butler-mcp/butler/internal/secret"
@@ -37,60 +37,49 @@ type AuthOptions struct {
 	Metrics         *metrics.Metrics
 	Logger          *slog.Logger
 	Now             func() time.Time
+	// MaxUnauthenticated bounds the requests without a valid token in
+	// progress at once (server.max_unauthenticated_inflight); more get
+	// 503. Zero: no bound.
+	MaxUnauthenticated int
+	// BodyTimeout bounds reading a request body; default
+	// DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
 
-// rpcCall is what authentication needs to know of one JSON-RPC message.
-type rpcCall struct {
-	Method string `json:"method"`
-	Params struct {
-		Name      string `json:"name"`
-		Arguments struct {
-			Job any `json:"job"`
-		} `json:"arguments"`
-	} `json:"params"`
-}
+// DefaultBodyTimeout bounds how long a client may take to send its
+// request body: a slow client holds a connection (and, before
+// authentication, a slot of the unauthenticated requests) for at most this
+// long.
+const DefaultBodyTimeout = 10 * time.Second
 
-// resource is the canonical job path named by a tools/call, for the audit
-// record of a call refused before it reached the tools.
-func (c rpcCall) resource() string {
-	if s, ok := c.Params.Arguments.Job.(string); ok {
-		if p, err := jobpath.Parse(s); err == nil {
-			return p.String()
-		}
-	}
-	return ""
-}
-
-// peekCalls reads the JSON-RPC message(s) of a POST without consuming the
-// body. A body that is not JSON-RPC yields no calls; the MCP layer answers
-// it with the right JSON-RPC error.
-func peekCalls(r *http.Request) ([]rpcCall, error) {
+// readBody reads the whole body of a POST within timeout (the body limit
+// is LimitBody's) and puts it back for the SDK. Past the timeout the
+// connection's reads fail, so the server closes it.
+func readBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) ([]byte, error) {
 	if r.Method != http.MethodPost || r.Body == nil {
 		return nil, nil
 	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(timeout)) // not every writer supports it (tests)
 	data, err := io.ReadAll(r.Body)
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(data))
 	if err != nil {
+		// Keep the deadline: the server must not wait for the rest of a
+		// body that came too slowly; the connection is closed.
 		return nil, err
 	}
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	var calls []rpcCall
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		if json.Unmarshal(trimmed, &calls) != nil {
-			return nil, nil
-		}
-		return calls, nil
-	}
-	var one rpcCall
-	if json.Unmarshal(trimmed, &one) != nil {
-		return nil, nil
-	}
-	return []rpcCall{one}, nil
+	_ = rc.SetReadDeadline(time.Time{})
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	return data, err
 }
 
 // authenticator is the state of the Authenticate middleware.
-type authenticator struct{ AuthOptions }
+type authenticator struct {
+	AuthOptions
+	// unauthenticated holds a slot per request without a valid token in
+	// progress (nil: no bound).
+	unauthenticated chan struct{}
+}
 
 // Authenticate turns the bearer token into the request scope's principal,
 // or answers with the challenge of docs/http.md: 401 with resource_metadata
@@ -105,77 +94,164 @@ func Authenticate(o AuthOptions) func(http.Handler) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &authenticator{o}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
+	a := &authenticator{AuthOptions: o}
+	if o.MaxUnauthenticated > 0 {
+		a.unauthenticated = make(chan struct{}, o.MaxUnauthenticated)
+	}
 	return a.wrap
 }
 
 func (a *authenticator) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		calls, err := peekCalls(r)
+		// Until the request carries a valid token it costs Butler work on
+		// behalf of nobody: at most MaxUnauthenticated such requests are
+		// read and checked at once.
+		if !a.admitUnauthenticated() {
+			a.authFailure("overloaded")
+			a.Audit.Record(ctx, a.begin(r, identity.Principal{}, nil).Failed(a.Now(), "unavailable", "too many requests without a valid token in progress"))
+			w.Header().Set("Retry-After", "1")
+			writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many requests without a valid token in progress; retry later")
+			return
+		}
+		admitted := true
+		release := func() {
+			if admitted {
+				admitted = false
+				a.releaseUnauthenticated()
+			}
+		}
+		defer release()
+
+		token, present, berr := authn.BearerToken(r)
+		var p identity.Principal
+		var expiry time.Time
+		switch {
+		case !present && !a.Authorizer.AllowsGuests():
+			a.refuse(w, r, a.peek(w, r), http.StatusUnauthorized, authn.Challenge{}, "missing_token", "no bearer token", identity.Principal{})
+			return
+		case !present:
+			p = identity.Guest()
+		case berr != nil:
+			a.refuseToken(w, r, a.peek(w, r), berr)
+			return
+		default:
+			id, err := a.Verifier.Verify(ctx, token)
+			if err != nil {
+				a.refuseToken(w, r, a.peek(w, r), err)
+				return
+			}
+			// A valid token: the body is read outside the bound on
+			// unauthenticated requests, so slow anonymous clients cannot
+			// hold up users.
+			p, expiry = a.principal(ctx, id, token), id.Expiry
+			release()
+		}
+		data, err := readBody(w, r, a.BodyTimeout)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				writeJSONError(w, http.StatusRequestEntityTooLarge, "request_too_large", "the request body is too large")
 				return
 			}
-			writeJSONError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read")
+			writeJSONError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read in time")
 			return
 		}
-		token, present, berr := authn.BearerToken(r)
-		switch {
-		case !present && a.guestMay(calls):
-			a.serveAs(w, r, next, identity.Guest(), time.Time{})
-			return
-		case !present:
-			a.refuse(w, r, calls, http.StatusUnauthorized, authn.Challenge{}, "missing_token", "no bearer token", identity.Principal{})
-			return
-		case berr != nil:
-			a.refuseToken(w, r, calls, berr)
-			return
-		}
-		id, err := a.Verifier.Verify(ctx, token)
-		if err != nil {
-			a.refuseToken(w, r, calls, err)
-			return
-		}
-		jenkinsUser, err := a.JenkinsUser(id.User)
-		if err != nil {
-			a.Logger.WarnContext(ctx, "cannot map user to a Jenkins user", "user", id.User, "err", err)
-			jenkinsUser = ""
-		}
-		p := identity.Principal{User: id.User, JenkinsUser: jenkinsUser, Groups: id.Groups, Scopes: id.Scopes, ClientID: id.ClientID,
-			AccessToken: secret.String(token)}
-		// Step-up: a tools/call needs its tool's scopes (only tools/call
-		// checks them, so a client can still list and discover).
-		for _, c := range calls {
-			if c.Method != "tools/call" {
-				continue
-			}
-			if d := a.Authorizer.ScopeCheck(p, c.Params.Name); !d.Allow {
-				need := strings.Join(d.RequiredScopes, " ")
-				a.refuse(w, r, []rpcCall{c}, http.StatusForbidden,
-					authn.Challenge{Error: "insufficient_scope", Scopes: d.RequiredScopes, Description: "the " + c.Params.Name + " tool needs scope " + need},
-					"insufficient_scope", d.Reason, p)
+		var msgs []rpcMessage
+		if data != nil {
+			if msgs, err = parseBody(data); err != nil {
+				writeJSONRPCError(w, http.StatusBadRequest, -32700, "Parse error: "+strings.TrimPrefix(err.Error(), "parse error: "))
 				return
 			}
 		}
-		a.serveAs(w, r, next, p, id.Expiry)
+		if p.Guest {
+			for _, m := range msgs {
+				if !a.Authorizer.GuestMay(m.Method, m.Tool) {
+					a.refuse(w, r, []rpcMessage{m}, http.StatusUnauthorized, authn.Challenge{}, "missing_token", "no bearer token", identity.Principal{})
+					return
+				}
+			}
+		} else {
+			// Step-up: a tools/call needs its tool's scopes (only
+			// tools/call checks them, so a client can still list and
+			// discover).
+			for _, m := range msgs {
+				if !m.isToolCall() || m.BadParams {
+					continue
+				}
+				if d := a.Authorizer.ScopeCheck(p, m.Tool); !d.Allow {
+					need := strings.Join(d.RequiredScopes, " ")
+					a.refuse(w, r, []rpcMessage{m}, http.StatusForbidden,
+						authn.Challenge{Error: "insufficient_scope", Scopes: d.RequiredScopes, Description: "the " + catalog.Label(m.Tool) + " tool needs scope " + need},
+						"insufficient_scope", d.Reason, p)
+					return
+				}
+			}
+		}
+		release()
+		a.auditBadParams(r, msgs, p)
+		a.serveAs(w, r, next, p, expiry)
 	})
 }
 
-// guestMay reports whether every message of a request without a token is
-// something the authorizer lets a guest do.
-func (a *authenticator) guestMay(calls []rpcCall) bool {
-	if !a.Authorizer.AllowsGuests() {
-		return false
+// peek reads the body of a request about to be refused, for its audit
+// record (the tool it called); a body that cannot be read or parsed yields
+// no messages. The body is bounded in size (LimitBody) and time.
+func (a *authenticator) peek(w http.ResponseWriter, r *http.Request) []rpcMessage {
+	data, err := readBody(w, r, a.BodyTimeout)
+	if err != nil || data == nil {
+		return nil
 	}
-	for _, c := range calls {
-		if !a.Authorizer.GuestMay(c.Method, c.Params.Name) {
-			return false
+	msgs, _ := parseBody(data)
+	return msgs
+}
+
+// principal is the principal of a verified token.
+func (a *authenticator) principal(ctx context.Context, id *authn.Identity, token string) identity.Principal {
+	jenkinsUser, err := a.JenkinsUser(id.User)
+	if err != nil {
+		// The user maps to no Jenkins account: every Jenkins call is
+		// denied (the tools refuse a principal without JenkinsUser).
+		a.Logger.WarnContext(ctx, "cannot map user to a Jenkins user", "user", id.User, "err", err)
+		jenkinsUser = ""
+	}
+	return identity.Principal{User: id.User, JenkinsUser: jenkinsUser, Groups: id.Groups, Scopes: id.Scopes, ClientID: id.ClientID,
+		AccessToken: secret.String(token)}
+}
+
+// auditBadParams writes the record of each tools/call whose params the SDK
+// cannot read: it answers them itself, before any tool, so without this
+// they would leave no trace.
+func (a *authenticator) auditBadParams(r *http.Request, msgs []rpcMessage, p identity.Principal) {
+	for _, m := range msgs {
+		if m.isToolCall() && m.BadParams {
+			now := a.Now()
+			sc := *scopeOf(r.Context())
+			sc.Principal = p
+			a.Audit.Record(r.Context(), audit.Begin(now, &sc, catalog.Unknown).Failed(now, "invalid_argument", "tools/call params are not an object with a string name"))
 		}
 	}
-	return true
+}
+
+func (a *authenticator) admitUnauthenticated() bool {
+	if a.unauthenticated == nil {
+		return true
+	}
+	select {
+	case a.unauthenticated <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (a *authenticator) releaseUnauthenticated() {
+	if a.unauthenticated != nil {
+		<-a.unauthenticated
+	}
 }
 
 // serveAs continues the chain with p as the scope's principal.
@@ -188,7 +264,7 @@ func (a *authenticator) serveAs(w http.ResponseWriter, r *http.Request, next htt
 // refuseToken answers a token that failed verification: 401 invalid_token
 // naming the failed check, or 503 when the authorization server is needed
 // and cannot be reached.
-func (a *authenticator) refuseToken(w http.ResponseWriter, r *http.Request, calls []rpcCall, err error) {
+func (a *authenticator) refuseToken(w http.ResponseWriter, r *http.Request, msgs []rpcMessage, err error) {
 	var ae *authn.Error
 	reason, desc := "malformed", "the token could not be verified"
 	if errors.As(err, &ae) {
@@ -196,18 +272,16 @@ func (a *authenticator) refuseToken(w http.ResponseWriter, r *http.Request, call
 	}
 	if errors.Is(err, authn.ErrUnavailable) {
 		a.authFailure("unavailable")
-		a.auditCalls(r, calls, identity.Principal{}, func(b *audit.Builder, now time.Time) audit.Record {
-			return b.Failed(now, "unavailable", "authorization server unavailable: "+desc)
-		})
+		a.Audit.Record(r.Context(), a.begin(r, identity.Principal{}, msgs).Failed(a.Now(), "unavailable", "authorization server unavailable: "+desc))
 		w.Header().Set("Retry-After", "5")
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the authorization server cannot be reached to verify the token; retry later")
 		return
 	}
-	a.refuse(w, r, calls, http.StatusUnauthorized, authn.Challenge{Error: "invalid_token", Description: desc}, reason, desc, identity.Principal{})
+	a.refuse(w, r, msgs, http.StatusUnauthorized, authn.Challenge{Error: "invalid_token", Description: desc}, reason, desc, identity.Principal{})
 }
 
 // refuse writes a challenge and the audit records of the refused request.
-func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, calls []rpcCall, status int, c authn.Challenge, reason, desc string, p identity.Principal) {
+func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, msgs []rpcMessage, status int, c authn.Challenge, reason, desc string, p identity.Principal) {
 	c.ResourceMetadata = a.MetadataURL
 	if c.Scopes == nil {
 		c.Scopes = a.ScopesSupported
@@ -217,7 +291,11 @@ func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, calls []r
 	if status == http.StatusForbidden {
 		code = authz.CodeInsufficientScope
 	}
-	a.auditCalls(r, calls, p, func(b *audit.Builder, now time.Time) audit.Record { return b.Denied(now, code, desc) })
+	rec := a.begin(r, p, msgs).Denied(a.Now(), code, desc)
+	a.Audit.Record(r.Context(), rec)
+	if a.Metrics != nil && rec.Tool != "" {
+		a.Metrics.ObserveTool(rec.Tool, rec.Decision, rec.Code, 0)
+	}
 	w.Header().Set("WWW-Authenticate", c.String())
 	errCode := c.Error
 	if errCode == "" {
@@ -232,24 +310,20 @@ func (a *authenticator) authFailure(reason string) {
 	}
 }
 
-// auditCalls writes one record per tools/call of a refused request, or a
-// single record when it held none (an authentication failure).
-func (a *authenticator) auditCalls(r *http.Request, calls []rpcCall, p identity.Principal, finish func(*audit.Builder, time.Time) audit.Record) {
+// begin starts the one audit record of a request refused before MCP,
+// whatever its body holds: it names the first tools/call of the body (as
+// a catalog tool or "unknown"), if any was read.
+func (a *authenticator) begin(r *http.Request, p identity.Principal, msgs []rpcMessage) *audit.Builder {
 	sc := *scopeOf(r.Context())
 	sc.Principal = p
-	now := a.Now()
-	wrote := false
-	for _, c := range calls {
-		if c.Method == "tools/call" {
-			rec := finish(audit.Begin(now, &sc, c.Params.Name).Resource(c.resource()), now)
-			a.Audit.Record(r.Context(), rec)
-			if a.Metrics != nil {
-				a.Metrics.ObserveTool(rec.Tool, rec.Decision, rec.Code, 0)
+	for _, m := range msgs {
+		if m.isToolCall() {
+			tool := m.Tool
+			if m.BadParams || tool == "" {
+				tool = catalog.Unknown
 			}
-			wrote = true
+			return audit.Begin(a.Now(), &sc, tool).Resource(m.resource())
 		}
 	}
-	if !wrote {
-		a.Audit.Record(r.Context(), finish(audit.Begin(now, &sc, ""), now))
-	}
+	return audit.Begin(a.Now(), &sc, "")
 }

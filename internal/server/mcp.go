@@ -76,21 +76,35 @@ func ServeMCP(streamable http.Handler, clockSkew time.Duration) http.Handler {
 }
 
 // BindSessions binds each MCP session to the user who created it, so that
-// nobody else's token is served on it; a refusal is audited and counted.
+// nobody else's token is served on it, and bounds the sessions (see
+// sessionOwners); a refusal is audited and counted.
 func BindSessions(owners *sessionOwners, rec audit.Recorder, m *metrics.Metrics, now func() time.Time) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			sc := scopeOf(r.Context())
-			w, ok := owners.admit(w, r, sc.Principal)
-			if !ok {
+			w, r, done, outcome := owners.admit(w, r, sc.Principal)
+			switch outcome {
+			case refusedOwner:
 				if m != nil {
 					m.AuthFailure("session_user_mismatch")
 				}
 				t := now()
 				rec.Record(r.Context(), audit.Begin(t, sc, "").Denied(t, authz.CodeForbidden, "the MCP session belongs to another user"))
+				writeJSONError(w, http.StatusForbidden, "forbidden", "this MCP session belongs to another user; start a new session")
+				return
+			case refusedFull:
+				t := now()
+				rec.Record(r.Context(), audit.Begin(t, sc, "").Failed(t, "rate_limited", "too many MCP sessions; none of the caller's is idle"))
+				w.Header().Set("Retry-After", "10")
+				writeJSONError(w, http.StatusTooManyRequests, "too_many_sessions", "too many MCP sessions are open for you; close one (DELETE) or retry later")
 				return
 			}
-			next.ServeHTTP(w, r)
+			sw := &statusWriter{ResponseWriter: w}
+			defer func() { done(sw.code()) }()
+			next.ServeHTTP(sw, r)
+			if hook, ok := w.(*headerHook); ok {
+				hook.fire() // an answer with no body still names its session
+			}
 		})
 	}
 }

@@ -61,7 +61,7 @@ func newSessionFixture() *sessionFixture {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
 	})
-	f.h = BindSessions(newSessionOwners(time.Hour), f.audit, f.metrics, func() time.Time { return bindNow })(sdk)
+	f.h = BindSessions(newSessionOwners(SessionLimits{Idle: time.Hour}, nil, nil), f.audit, f.metrics, func() time.Time { return bindNow })(sdk)
 	return f
 }
 

@@ -80,6 +80,11 @@ type Options struct {
 	ClockSkew time.Duration
 	// Ready are the readiness conditions besides the verifier's.
 	Ready []ReadyCheck
+	// Sessions bound the MCP sessions (stateful mode).
+	Sessions SessionLimits
+	// MaxUnauthenticated bounds the requests without a valid token in
+	// progress at once; zero: no bound.
+	MaxUnauthenticated int
 }
 
 // Handler is Butler's HTTP handler with the count of /mcp POSTs in
@@ -100,10 +105,13 @@ func NewHandler(o Options) *Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	metadataURL := o.PublicURL + MetadataPath
+	if o.Sessions.Idle <= 0 {
+		o.Sessions.Idle = sessionIdle
+	}
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return o.MCP }, &mcp.StreamableHTTPOptions{
 		Stateless:           o.Stateless,
 		Logger:              o.Logger,
-		SessionTimeout:      sessionIdle,
+		SessionTimeout:      o.Sessions.Idle,
 		MaxRequestBodyBytes: MaxBodyBytes,
 	})
 	inflight := new(atomic.Int64)
@@ -132,11 +140,18 @@ func NewHandler(o Options) *Handler {
 		Authenticate(AuthOptions{
 			Verifier: o.Verifier, Authorizer: o.Authorizer, JenkinsUser: o.JenkinsUser,
 			MetadataURL: metadataURL, ScopesSupported: o.Metadata.ScopesSupported,
-			Audit: o.Audit, Metrics: o.Metrics, Logger: o.Logger, Now: o.Now,
+			Audit: o.Audit, Metrics: o.Metrics, Logger: o.Logger, Now: o.Now, MaxUnauthenticated: o.MaxUnauthenticated,
 		}),
 	}
 	if !o.Stateless {
-		steps = append(steps, BindSessions(newSessionOwners(sessionIdle), o.Audit, o.Metrics, o.Now))
+		closeSession := func(id string) {
+			for ss := range o.MCP.Sessions() {
+				if ss.ID() == id {
+					_ = ss.Close()
+				}
+			}
+		}
+		steps = append(steps, BindSessions(newSessionOwners(o.Sessions, closeSession, o.Now), o.Audit, o.Metrics, o.Now))
 	}
 	steps = append(steps, countInflight(inflight))
 	mux.Handle("/mcp", Chain(ServeMCP(streamable, o.ClockSkew), steps...))

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseBody_ReadsMessagesExactly(t *testing.T) {
+	t.Parallel()
+	got, err := parseBody([]byte(`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_job","arguments":{"job":"a/b"}}},
+		{"jsonrpc":"2.0","method":"notifications/initialized"},
+		{"jsonrpc":"2.0","id":2,"method":"tools/call","params":"x"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []rpcMessage{{Method: "tools/call", Tool: "get_job", Job: "a/b"}, {Method: "notifications/initialized"}, {Method: "tools/call", BadParams: true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseBody (-want +got):\n%s", diff)
+	}
+}
+
+// TestParseBody_RefusesWhatTheSDKWouldReadDifferently pins the one set of
+// rules: anything two JSON decoders could read two ways is a parse error.
+func TestParseBody_RefusesWhatTheSDKWouldReadDifferently(t *testing.T) {
+	t.Parallel()
+	for name, body := range map[string]string{
+		"duplicate method":           `{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}`,
+		"duplicate tool name":        `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"health","name":"whoami"}}`,
+		"duplicate deep key":         `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"job":"a","job":"b"}}}`,
+		"trailing data":              `{"jsonrpc":"2.0","id":1,"method":"ping"} {"method":"tools/call"}`,
+		"trailing garbage":           `{"jsonrpc":"2.0","id":1,"method":"ping"}garbage`,
+		"method not a string":        `{"jsonrpc":"2.0","id":1,"method":["tools/call"]}`,
+		"not an object":              `"tools/call"`,
+		"empty batch":                `[]`,
+		"invalid UTF-8":              "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\"}",
+		"unterminated":               `{"jsonrpc":"2.0","id":1,"method":"ping"`,
+		"too deep":                   strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1),
+		"batch over the message cap": "[" + strings.TrimSuffix(strings.Repeat(`{"jsonrpc":"2.0","method":"ping","id":1},`, maxBatch+1), ",") + "]",
+	} {
+		if _, err := parseBody([]byte(body)); err == nil {
+			t.Errorf("%s: parseBody accepted %.80q", name, body)
+		}
+	}
+}
+
+// TestParseBody_CaseVariantKeysAreOtherKeys pins exact key matching: the
+// SDK reads "name", so a "Name" beside it changes nothing.
+func TestParseBody_CaseVariantKeysAreOtherKeys(t *testing.T) {
+	t.Parallel()
+	got, err := parseBody([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","Method":"ping","params":{"name":"whoami","Name":"health"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Method != "tools/call" || got[0].Tool != "whoami" {
+		t.Errorf("parseBody = %+v, want tools/call whoami", got[0])
+	}
+}
+
+func FuzzParseBody(f *testing.F) {
+	for _, s := range []string{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_job","arguments":{"job":"a"}}}`,
+		`[{"method":"ping"}]`, `{"a":1,"a":2}`, `{}x`, `[[[[`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msgs, err := parseBody(data)
+		if err != nil {
+			return
+		}
+		if len(msgs) == 0 || len(msgs) > maxBatch {
+			t.Fatalf("accepted %d messages", len(msgs))
+		}
+		for _, m := range msgs {
+			if m.Tool != "" && m.Method != "tools/call" {
+				t.Fatalf("a tool name outside tools/call: %+v", m)
+			}
+		}
+	})
+}
