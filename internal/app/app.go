@@ -215,6 +215,7 @@ func (app *App) credentialSource(ctx context.Context, cfg *config.Config, jc *je
 		return credentials.NewExchange(credentials.ExchangeOptions{
 			TokenEndpoint: app.verifier.TokenEndpoint, Audience: te.Audience,
 			ClientID: te.ClientID, ClientSecret: te.ClientSecret.Reveal(), HTTPClient: idp,
+			UserClaim: cfg.Auth.UserClaim,
 		}), nil
 	}
 	stored, linker, err := newStored(cfg, app.store, jc, logger)

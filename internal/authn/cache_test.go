@@ -95,15 +95,15 @@ func TestVerify_ReturnsACopy(t *testing.T) {
 
 func TestLRU(t *testing.T) {
 	t.Parallel()
-	c := newLRU[int](2)
+	c := newLRU[int](2, 0)
 	now := time.Unix(1000, 0)
 	k := func(s string) tokenKey { return keyOf(s) }
-	c.put(k("a"), 1, now.Add(time.Minute))
-	c.put(k("b"), 2, now.Add(time.Minute))
+	c.put(k("a"), 1, now, now.Add(time.Minute))
+	c.put(k("b"), 2, now, now.Add(time.Minute))
 	if _, ok := c.get(k("a"), now); !ok { // a is now the most recent
 		t.Fatal("a missing")
 	}
-	c.put(k("c"), 3, now.Add(time.Minute))
+	c.put(k("c"), 3, now, now.Add(time.Minute))
 	if _, ok := c.get(k("b"), now); ok {
 		t.Error("b survived eviction though least recently used")
 	}
@@ -116,8 +116,65 @@ func TestLRU(t *testing.T) {
 	if c.len() != 1 {
 		t.Errorf("len %d after the expired entry was seen, want 1", c.len())
 	}
-	c.put(k("d"), 4, now.Add(time.Hour))
+	c.put(k("d"), 4, now, now.Add(time.Hour))
 	if n := c.removeFunc(func(v int) bool { return v == 4 }); n != 1 || c.len() != 1 {
 		t.Errorf("removeFunc removed %d, len %d", n, c.len())
+	}
+}
+
+// With a minimum age, a full cache evicts only entries that old (or dead):
+// the least recently used if it may go, else the oldest; else the new
+// entry is not stored.
+func TestLRU_MinAge(t *testing.T) {
+	t.Parallel()
+	k := func(s string) tokenKey { return keyOf(s) }
+	t0 := time.Unix(1000, 0)
+	c := newLRU[int](2, 10*time.Second)
+	c.put(k("a"), 1, t0, t0.Add(time.Hour))
+	c.put(k("b"), 2, t0.Add(5*time.Second), t0.Add(time.Hour))
+	at := t0.Add(9 * time.Second)
+	if c.put(k("x"), 9, at, at.Add(time.Hour)) {
+		t.Error("an entry was stored though every entry is younger than 10 s")
+	}
+	for _, name := range []string{"b", "a"} { // a is now the most recently used
+		if _, ok := c.get(k(name), at); !ok {
+			t.Errorf("%s was evicted while younger than 10 s", name)
+		}
+	}
+	if _, ok := c.get(k("x"), at); ok {
+		t.Error("x is cached")
+	}
+	// a is 10 s old but used more recently than b, which is young: the
+	// oldest goes.
+	at = t0.Add(10 * time.Second)
+	if !c.put(k("c"), 3, at, at.Add(time.Hour)) {
+		t.Fatal("c not stored though a is 10 s old")
+	}
+	if _, ok := c.get(k("a"), at); ok {
+		t.Error("a, the oldest entry and 10 s old, was not the one evicted")
+	}
+	// b (least recently used, 10 s old) goes before c (young).
+	at = t0.Add(15 * time.Second)
+	if !c.put(k("d"), 4, at, at.Add(time.Hour)) {
+		t.Fatal("d not stored though b is 10 s old")
+	}
+	if _, ok := c.get(k("b"), at); ok {
+		t.Error("b, least recently used and 10 s old, survived")
+	}
+	// An entry past its deadline may go however young.
+	e := newLRU[int](1, 10*time.Second)
+	e.put(k("short"), 1, t0, t0.Add(time.Second))
+	if !e.put(k("next"), 2, t0.Add(time.Second), t0.Add(time.Hour)) {
+		t.Error("a dead entry kept a new one out")
+	}
+	// Storing a key again renews its age.
+	r := newLRU[int](1, 10*time.Second)
+	r.put(k("a"), 1, t0, t0.Add(time.Hour))
+	r.put(k("a"), 2, t0.Add(9*time.Second), t0.Add(time.Hour))
+	if r.put(k("b"), 3, t0.Add(10*time.Second), t0.Add(time.Hour)) {
+		t.Error("a, stored again 1 s ago, was evicted")
+	}
+	if c.len() != 2 || e.len() != 1 || r.len() != 1 {
+		t.Errorf("lengths %d %d %d", c.len(), e.len(), r.len())
 	}
 }

@@ -34,6 +34,13 @@ func decodeClaims(r io.Reader) (claims, error) {
 
 func decodeClaimsBytes(b []byte) (claims, error) { return decodeClaims(bytes.NewReader(b)) }
 
+// LookupClaim finds a claim in a decoded claims set by a dotted path, the
+// way Options.UserClaim and Options.GroupsClaim name claims: a claim named
+// by the whole path wins; otherwise each dot may separate an object's
+// member from a path into it. Other packages that read a token's claims use
+// it so a path means the same everywhere.
+func LookupClaim(claims map[string]any, path string) (any, bool) { return lookupPath(claims, path) }
+
 // lookup finds a claim by a dotted path. A claim named by the whole path
 // wins; otherwise each dot may separate an object's member from a path into
 // it, so "resource_access.my.app.roles" finds the client "my.app" too.
@@ -90,7 +97,7 @@ func stringList(v any) ([]string, bool) {
 	var out []string
 	switch v := v.(type) {
 	case string:
-		out = strings.Fields(v)
+		out = splitSpaces(v)
 	case []any:
 		out = make([]string, 0, len(v))
 		for _, e := range v {
@@ -107,6 +114,20 @@ func stringList(v any) ([]string, bool) {
 		return nil, true
 	}
 	return out, true
+}
+
+// splitSpaces splits a space-delimited list (RFC 6749 §3.3: scope tokens
+// separated by %x20) on ASCII spaces only, dropping empty elements. Other
+// white space (tabs, U+00A0 no-break space, U+2003, ...) belongs to the
+// element: "Not\u00a0release" is one group, never the group "release".
+func splitSpaces(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, " ") {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // audience reads aud (RFC 7519 §4.1.3): a string or an array of strings.
@@ -155,8 +176,9 @@ func (c claims) clientID() string {
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // identity checks the claims and builds the Identity. For a JWT, exp, iss
-// and aud are required and iat is checked; for an introspection answer each
-// is checked only when present (RFC 7662 §2.2 makes them optional).
+// and aud are required and iat is checked. For an introspection answer
+// (RFC 7662 §2.2 makes them optional) exp, nbf and iss are checked when
+// present, and aud is required unless Introspection.AllowMissingAudience.
 func (o *options) identity(c claims, now time.Time, jwt bool) (*Identity, *Error) {
 	skew := o.ClockSkew
 	id := &Identity{Opaque: !jwt}
@@ -208,8 +230,11 @@ func (o *options) identity(c claims, now time.Time, jwt bool) (*Identity, *Error
 		return nil, invalid(ReasonAud, "the token has no aud claim")
 	case present && !ok:
 		return nil, invalid(ReasonAud, "the aud claim is neither a string nor an array of strings")
+	case len(aud) == 0 && !jwt && o.intro.AllowMissingAudience:
+		// Absent, or an empty array (Ory Hydra): no audience restriction,
+		// which the configuration accepts.
 	case len(aud) == 0 && !jwt:
-		// Absent, or an empty array (Ory Hydra): no audience restriction.
+		return nil, invalid(ReasonAud, "the introspection answer names no audience, so it does not say the token is for %s", strings.Join(o.Audiences, " or "))
 	case !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(o.Audiences, a) }):
 		return nil, invalid(ReasonAud, "the token's audience does not include %s", strings.Join(o.Audiences, " or "))
 	}

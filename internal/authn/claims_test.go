@@ -58,6 +58,7 @@ func TestVerify_Scopes(t *testing.T) {
 		{"scope string", map[string]any{"scope": "jenkins:read  jenkins:build"}, []string{"jenkins:read", "jenkins:build"}},
 		{"scp array (Hydra)", map[string]any{"scope": nil, "scp": []string{"a", "b"}}, []string{"a", "b"}},
 		{"scp string (Entra ID)", map[string]any{"scope": nil, "scp": "a b"}, []string{"a", "b"}},
+		{"only ASCII spaces separate scopes", map[string]any{"scope": "jenkins:read\u00a0jenkins:build\tx"}, []string{"jenkins:read\u00a0jenkins:build\tx"}},
 		{"both, merged in order without duplicates", map[string]any{"scope": "a b", "scp": []string{"b", "c", "a"}}, []string{"a", "b", "c"}},
 		{"none", map[string]any{"scope": nil}, nil},
 		{"a scope of another type grants nothing", map[string]any{"scope": 7, "scp": []any{"a", 1}}, nil},
@@ -89,6 +90,10 @@ func TestVerify_Groups(t *testing.T) {
 	}{
 		{"array", "groups", map[string]any{"groups": []string{"dev", "ops"}}, []string{"dev", "ops"}},
 		{"space-separated string", "groups", map[string]any{"groups": "dev  ops"}, []string{"dev", "ops"}},
+		{"a no-break space separates nothing", "groups", map[string]any{"groups": "Not\u00a0release"}, []string{"Not\u00a0release"}},
+		{"only ASCII spaces separate", "groups", map[string]any{"groups": " dev\tops\u2003x\u3000y\u0085z\nw  admins "},
+			[]string{"dev\tops\u2003x\u3000y\u0085z\nw", "admins"}},
+		{"only spaces", "groups", map[string]any{"groups": "   "}, nil},
 		{"Keycloak realm roles", "realm_access.roles", keycloak, []string{"dev", "ops"}},
 		{"Keycloak client roles", "resource_access.butler.roles", keycloak, []string{"deployer"}},
 		{"a client id with a dot", "resource_access.my.app.roles", keycloak, []string{"x", "y"}},
@@ -195,6 +200,18 @@ func TestLookupPath(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("lookup(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
+func TestLookupClaim_IsLookup(t *testing.T) {
+	t.Parallel()
+	c := map[string]any{"a.b": "top", "a": map[string]any{"b": "nested", "c": map[string]any{"d": "deep"}}}
+	for _, path := range []string{"a.b", "a.c.d", "a.zz", "q"} {
+		got, ok := LookupClaim(c, path)
+		want, wantOK := claims(c).lookup(path)
+		if got != want || ok != wantOK {
+			t.Errorf("LookupClaim(%q) = %v, %v; lookup gives %v, %v", path, got, ok, want, wantOK)
 		}
 	}
 }

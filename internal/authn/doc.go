@@ -10,6 +10,10 @@
 // and every JWKSRefreshInterval; when the issuer is down, cached keys keep
 // verifying. Verified tokens are cached by their SHA-256 until they expire,
 // so a token's signature is checked once, not on every request.
+// Introspection makes at most one call per token and 16 in all at once
+// (beyond that a token is refused as unavailable, to be retried); negative
+// answers are cached for 10 s and apart from active ones, so junk tokens
+// neither cost a call each time nor push real tokens' answers out.
 //
 // The package also writes the WWW-Authenticate challenges (Challenge),
 // serves the protected resource metadata (RFC 9728,

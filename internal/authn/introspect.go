@@ -17,14 +17,41 @@ import (
 // so any well-formed answer (active:false) shows the endpoint works.
 const probeToken = "butler-readiness-probe"
 
+const (
+	// maxIntrospectionsInFlight bounds the calls to the endpoint under way
+	// at once, all tokens together: a flood of junk tokens costs at most
+	// this many calls (and their goroutines and connections) at a time, and
+	// the tokens beyond are refused as unavailable (503, retry later).
+	maxIntrospectionsInFlight = 16
+	// negativeTTL is how long a negative answer (active:false, or an answer
+	// the checks refuse) is reused, whatever the cache TTL: a repeated junk
+	// token costs no call, and a refused token is asked about again soon.
+	negativeTTL = 10 * time.Second
+	// minEvictAge: a full answer cache evicts only entries at least this
+	// old, so that a flood cannot push out the answers of real tokens.
+	minEvictAge = 10 * time.Second
+)
+
 // introspector holds the state of token introspection (RFC 7662).
 type introspector struct {
-	cache *lru[introAnswer] // answers, active or not, by token hash
-	group singleflight.Group
+	// Answers by token hash: the accepted ones, and apart the negative
+	// ones, so that junk tokens never take the room of real ones.
+	active   *lru[introAnswer]
+	negative *lru[introAnswer]
+	group    singleflight.Group // one call per token hash in flight
+	slots    chan struct{}      // one per call in flight
 
 	mu      sync.Mutex
 	lastErr error // of the latest call; nil after an answer
 	called  bool
+}
+
+func newIntrospector(cacheSize int) *introspector {
+	return &introspector{
+		active:   newLRU[introAnswer](cacheSize, minEvictAge),
+		negative: newLRU[introAnswer](cacheSize, minEvictAge),
+		slots:    make(chan struct{}, maxIntrospectionsInFlight),
+	}
 }
 
 // introAnswer is a checked answer: an identity, or why the token fails.
@@ -32,6 +59,25 @@ type introAnswer struct {
 	id  *Identity
 	err *Error
 }
+
+func (in *introspector) cached(key tokenKey, now time.Time) (introAnswer, bool) {
+	if a, ok := in.active.get(key, now); ok {
+		return a, true
+	}
+	return in.negative.get(key, now)
+}
+
+// tryAcquire takes a call slot if one is free.
+func (in *introspector) tryAcquire() bool {
+	select {
+	case in.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (in *introspector) release() { <-in.slots }
 
 func (in *introspector) record(err error) {
 	in.mu.Lock()
@@ -53,12 +99,18 @@ func (in *introspector) ready() error {
 }
 
 // introspect verifies an opaque token at the introspection endpoint,
-// through the cache; concurrent calls for one token make one request.
+// through the cache. Concurrent calls for one token make one request; at
+// most maxIntrospectionsInFlight requests are under way at once, and a
+// token that finds no free slot is refused as unavailable without one.
 func (v *Verifier) introspect(ctx context.Context, token string, key tokenKey) (*Identity, *Error) {
-	if a, ok := v.intro.cache.get(key, v.opts.Now()); ok {
+	if a, ok := v.intro.cached(key, v.opts.Now()); ok {
 		return a.id, a.err
 	}
 	ch := v.intro.group.DoChan(string(key[:]), func() (any, error) {
+		if !v.intro.tryAcquire() {
+			return introAnswer{err: unavailable("too many tokens are being introspected at once; retry later")}, nil
+		}
+		defer v.intro.release()
 		return v.introspectUncached(context.WithoutCancel(ctx), token, key), nil
 	})
 	select {
@@ -79,11 +131,15 @@ func (v *Verifier) introspectUncached(ctx context.Context, token string, key tok
 	}
 	now := v.opts.Now()
 	a := v.checkAnswer(c, now)
+	if a.err != nil {
+		v.intro.negative.put(key, a, now, now.Add(negativeTTL))
+		return a
+	}
 	until := now.Add(v.opts.intro.CacheTTL)
-	if a.id != nil && a.id.Expiry.Before(until) {
+	if a.id.Expiry.Before(until) {
 		until = a.id.Expiry
 	}
-	v.intro.cache.put(key, a, until)
+	v.intro.active.put(key, a, now, until)
 	return a
 }
 
@@ -141,6 +197,12 @@ func (v *Verifier) callIntrospection(ctx context.Context, token string) (claims,
 // probeIntrospection checks the endpoint answers, for Ready when the
 // issuer publishes no keys and introspection is all there is.
 func (v *Verifier) probeIntrospection(ctx context.Context) error {
+	select {
+	case v.intro.slots <- struct{}{}:
+		defer v.intro.release()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	_, err := v.callIntrospection(ctx, probeToken)
 	v.intro.record(err)
 	return err

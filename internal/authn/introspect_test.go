@@ -227,10 +227,17 @@ func TestIntrospection_ChecksTheAnswer(t *testing.T) {
 		want   string // "" means valid
 	}{
 		{"another issuer", map[string]any{"iss": "https://evil.example.com"}, ReasonIss},
+		{"the issuer with a trailing slash", map[string]any{"iss": f.idp.issuer + "/"}, ReasonIss},
+		{"the issuer in upper case", map[string]any{"iss": strings.ToUpper(f.idp.issuer)}, ReasonIss},
+		{"an issuer that is not a string", map[string]any{"iss": []string{f.idp.issuer}}, ReasonIss},
 		{"no issuer", map[string]any{"iss": nil}, ""},
 		{"another audience", map[string]any{"aud": "https://other.example.com/mcp"}, ReasonAud},
-		{"no audience", map[string]any{"aud": nil}, ""},
-		{"an empty audience (Hydra)", map[string]any{"aud": []string{}}, ""},
+		{"other audiences", map[string]any{"aud": []string{"account", "https://other.example.com/mcp"}}, ReasonAud},
+		{"ours among others", map[string]any{"aud": []string{"account", testAudience}}, ""},
+		{"ours as a string", map[string]any{"aud": testAudience}, ""},
+		{"an audience that is not a string", map[string]any{"aud": 7}, ReasonAud},
+		{"no audience", map[string]any{"aud": nil}, ReasonAud},
+		{"an empty audience (Hydra)", map[string]any{"aud": []string{}}, ReasonAud},
 		{"expired", map[string]any{"exp": now - 3600}, ReasonExp},
 		{"not yet valid", map[string]any{"nbf": now + 3600}, ReasonNbf},
 		{"no user", map[string]any{"sub": nil}, ReasonUserClaim},
@@ -343,6 +350,68 @@ func TestTokensNeverLogged(t *testing.T) {
 			if len(part) > 8 && strings.Contains(logs, part) {
 				t.Errorf("the logs contain (part of) a token: %q", part)
 			}
+		}
+	}
+}
+
+// With Introspection.AllowMissingAudience an answer without aud (or with
+// an empty one) passes; an aud that is there must still name Butler.
+func TestIntrospection_AllowMissingAudience(t *testing.T) {
+	t.Parallel()
+	f, in := introFixture(t, func(o *Options) { o.Introspection.AllowMissingAudience = true })
+	tests := []struct {
+		name string
+		aud  any // nil means absent
+		want string
+	}{
+		{"no audience", nil, ""},
+		{"an empty audience (Hydra)", []string{}, ""},
+		{"ours", testAudience, ""},
+		{"another audience", "https://other.example.com/mcp", ReasonAud},
+		{"other audiences", []string{"account"}, ReasonAud},
+		{"an empty string", "", ReasonAud},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := "allow-missing-" + string(rune('a'+i))
+			a := activeAnswer(f)
+			delete(a, "aud")
+			if tt.aud != nil {
+				a["aud"] = tt.aud
+			}
+			in.answer(tok, a)
+			_, err := f.v.Verify(t.Context(), tok)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantReason(t, err, tt.want, ErrInvalidToken)
+		})
+	}
+	// It is about introspection answers only: a JWT still needs aud.
+	c := f.idp.claims(f.clock)
+	delete(c, "aud")
+	_, err := f.v.Verify(t.Context(), sign(t, ecKey(), c))
+	wantReason(t, err, ReasonAud, ErrInvalidToken)
+}
+
+// By default an answer that names no audience is refused, and says why.
+func TestIntrospection_MissingAudienceRefusedByDefault(t *testing.T) {
+	t.Parallel()
+	f, in := introFixture(t)
+	for tok, aud := range map[string]any{"no-aud": nil, "empty-aud": []string{}} {
+		a := activeAnswer(f)
+		delete(a, "aud")
+		if aud != nil {
+			a["aud"] = aud
+		}
+		in.answer(tok, a)
+		_, err := f.v.Verify(t.Context(), tok)
+		e := wantReason(t, err, ReasonAud, ErrInvalidToken)
+		if !strings.Contains(e.Description, "names no audience") {
+			t.Errorf("%s: description %q does not say the answer names no audience", tok, e.Description)
 		}
 	}
 }

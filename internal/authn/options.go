@@ -81,8 +81,9 @@ type Options struct {
 	// Introspection, when set, verifies opaque (non-JWT) tokens at the
 	// issuer's introspection endpoint (RFC 7662).
 	Introspection *Introspection
-	// TokenCacheSize bounds the cache of verified tokens (and that of
-	// introspection answers); default 10000 entries.
+	// TokenCacheSize bounds the cache of verified tokens (and each of the
+	// caches of introspection answers, active and negative); default 10000
+	// entries.
 	TokenCacheSize int
 	// MaxTokenBytes is the longest token accepted; longer ones fail as
 	// "too_large" before any parsing. Default 16 KiB.
@@ -105,9 +106,15 @@ type Introspection struct {
 	// HTTP Basic (RFC 6749 §2.3.1). When ClientID is empty no credentials
 	// are sent (e.g. Ory Hydra's admin port).
 	ClientID, ClientSecret string
-	// CacheTTL is how long an answer is reused; default 60s, and an active
-	// answer is never reused past the token's exp.
+	// CacheTTL is how long an active answer is reused; default 60s, and
+	// never past the token's exp. Negative answers (active:false, or an
+	// answer the checks refuse) are reused for 10s.
 	CacheTTL time.Duration
+	// AllowMissingAudience accepts answers without aud (or with an empty
+	// one). Off by default: such an answer does not say the token is for
+	// this resource. An aud that is there must name one of Audiences
+	// either way.
+	AllowMissingAudience bool
 }
 
 // options is Options with defaults filled and the allow-list converted.

@@ -108,7 +108,7 @@ func newVerifier(ctx context.Context, opts Options, after func(time.Duration) <-
 	}
 	v := &Verifier{
 		opts:     o,
-		verified: newLRU[verifiedToken](o.TokenCacheSize),
+		verified: newLRU[verifiedToken](o.TokenCacheSize, 0),
 		after:    after,
 		done:     make(chan struct{}),
 	}
@@ -121,7 +121,7 @@ func newVerifier(ctx context.Context, opts Options, after func(time.Duration) <-
 		removed:    v.forget,
 	}
 	if o.Introspection != nil {
-		v.intro = &introspector{cache: newLRU[introAnswer](o.TokenCacheSize)}
+		v.intro = newIntrospector(o.TokenCacheSize)
 	}
 	for _, s := range []string{o.Issuer, o.JWKSURL, o.intro.URL} {
 		if u, err := url.Parse(s); err == nil && u.Scheme == "http" && !isLoopback(u) {
@@ -190,6 +190,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 }
 
 func (v *Verifier) verify(ctx context.Context, token string) (*Identity, string, *Error) {
+	// What cannot be a bearer token is refused here, before any hashing,
+	// cache lookup or call to the authorization server: it costs nothing.
 	if len(token) > v.opts.MaxTokenBytes {
 		return nil, "", invalid(ReasonTooLarge, "the token is longer than %d bytes", v.opts.MaxTokenBytes)
 	}
@@ -253,7 +255,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string, key tokenKey, no
 		return nil, kid, e
 	}
 	if now.Before(id.Expiry) {
-		v.verified.put(key, verifiedToken{id: id, thumb: k.thumb}, id.Expiry)
+		v.verified.put(key, verifiedToken{id: id, thumb: k.thumb}, now, id.Expiry)
 		// A refresh may have dropped the key since it was looked up, and
 		// purged the cache before this entry was in it (see forget).
 		if !v.keys.has(k.thumb) {

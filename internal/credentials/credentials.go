@@ -28,6 +28,12 @@ type Source interface {
 	Linked(ctx context.Context, p identity.Principal) (bool, error)
 }
 
+// Rejecter is implemented by sources that cache credentials: Rejected
+// tells them Jenkins refused p's credential, so it must not be used again.
+type Rejecter interface {
+	Rejected(ctx context.Context, p identity.Principal)
+}
+
 // Local is the credential source of stdio mode: one local user whose API
 // token came from the config or the environment. It serves only that user.
 type Local struct {
@@ -81,7 +87,7 @@ func (m *Memory) For(_ context.Context, p identity.Principal) (jenkins.Credentia
 	m.mu.RLock()
 	c, ok := m.creds[p.User]
 	m.mu.RUnlock()
-	if !ok || (p.JenkinsUser != "" && c.User != p.JenkinsUser) {
+	if !ok || c.User != p.JenkinsUser {
 		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.User, ErrNotLinked)
 	}
 	return c, nil

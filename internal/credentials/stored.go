@@ -76,7 +76,9 @@ func (s *Stored) For(ctx context.Context, p identity.Principal) (jenkins.Credent
 	if err != nil {
 		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.User, err)
 	}
-	if p.JenkinsUser != "" && rec.JenkinsUser != p.JenkinsUser {
+	// Without a mapped account (jenkins.user_template failed) no stored
+	// credential matches: never use one without the account check.
+	if rec.JenkinsUser != p.JenkinsUser {
 		s.logger.WarnContext(ctx, "stored Jenkins account does not match the user's mapping; refusing it",
 			"user", p.User, "stored_jenkins_user", rec.JenkinsUser, "expected_jenkins_user", p.JenkinsUser)
 		return jenkins.Credential{}, fmt.Errorf("credentials: %q: stored account %q is not %q: %w", p.User, rec.JenkinsUser, p.JenkinsUser, ErrNotLinked)
@@ -110,7 +112,7 @@ func (s *Stored) Linked(ctx context.Context, p identity.Principal) (bool, error)
 	if err != nil {
 		return false, fmt.Errorf("credentials: %q: %w", p.User, err)
 	}
-	return p.JenkinsUser == "" || rec.JenkinsUser == p.JenkinsUser, nil
+	return rec.JenkinsUser == p.JenkinsUser, nil
 }
 
 // Link stores token as user's credential for jenkinsUser. The caller has

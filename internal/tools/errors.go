@@ -87,6 +87,14 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 	if errors.Is(err, credentials.ErrNotLinked) {
 		return t.notLinked("you have not linked your Jenkins account to Butler yet")
 	}
+	if errors.Is(err, credentials.ErrExchangeRefused) {
+		// The IdP answered with a token Butler will not use (another
+		// user's, not an access token, the caller's own): nothing went to
+		// Jenkins.
+		e := Errorf(CodeJenkinsUnavailable, "could not obtain a Jenkins token for you: %v (request id %s)", err, requestID)
+		e.Status = http.StatusBadGateway
+		return e
+	}
 	if errors.Is(err, credentials.ErrExchangeUnavailable) {
 		e := Errorf(CodeJenkinsUnavailable, "could not obtain a Jenkins token for you: the identity provider cannot be reached (request id %s)", requestID)
 		e.Status = http.StatusServiceUnavailable

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -160,7 +161,23 @@ func (t *Toolset) Register(s *mcp.Server) {
 	for _, d := range t.defs {
 		s.AddTool(d.tool, d.handler)
 	}
-	s.AddReceivingMiddleware(t.filterList)
+	s.AddReceivingMiddleware(t.filterList, t.auditUnknown)
+}
+
+// auditUnknown writes the record of a tools/call naming a tool that does
+// not exist: the SDK answers it before any tool wrapper runs. The record
+// says catalog.Unknown, with at most 64 bytes of the name in the reason.
+func (t *Toolset) auditUnknown(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method == "tools/call" {
+			if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok && !catalog.Known(p.Name) {
+				now := t.deps.Now()
+				t.record(ctx, audit.Begin(now, t.scope(ctx, req.GetExtra()), catalog.Unknown).
+					Failed(now, CodeInvalidArgument, "unknown tool "+catalog.Quote(p.Name)))
+			}
+		}
+		return next(ctx, method, req)
+	}
 }
 
 // Names returns the tool names, in registration order.
@@ -443,6 +460,11 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 	}
 	c := &call{principal: p, requestID: sc.ID, target: tg, req: req}
 	if entry.Class == catalog.ClassRead || entry.Class == catalog.ClassSensitive {
+		if p.JenkinsUser == "" {
+			// jenkins.user_template gave no account for this user: no
+			// credential may be used for them, stored or exchanged.
+			return nil, tg, nil, Errorf(CodeForbidden, "no Jenkins account for this user (jenkins.user_template gives none)")
+		}
 		cred, err := t.deps.Credentials.For(ctx, p)
 		if err != nil {
 			return nil, tg, nil, err
@@ -466,6 +488,13 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 		}
 	}
 	out, err := exec(ctx, c)
+	if errors.Is(err, jenkins.ErrUnauthorized) {
+		// Jenkins refused the credential: a source that caches one (an
+		// exchanged token) drops it, so the next call gets a fresh one.
+		if r, ok := t.deps.Credentials.(credentials.Rejecter); ok {
+			r.Rejected(ctx, p)
+		}
+	}
 	return out, tg, policies, err
 }
 
