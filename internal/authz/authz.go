@@ -232,6 +232,24 @@ func (a *Authorizer) decide(req Request) (Decision, string) {
 	return d, StagePolicy
 }
 
+// Precheck runs the steps of Decide that do not depend on the resource:
+// authentication and scope. A caller that learns the resource only from
+// Jenkins (a queue item's job) asks it before Jenkins and Decide after;
+// the first denial is final either way.
+func (a *Authorizer) Precheck(req Request) Decision {
+	tool, ok := catalog.Lookup(req.Tool)
+	if !ok {
+		return Decision{Code: CodeForbidden, Reason: fmt.Sprintf("unknown tool %s", catalog.Quote(req.Tool))}
+	}
+	if d, done := a.authenticate(req.Principal, tool); done {
+		return d
+	}
+	if d, done := a.checkScopes(req); done {
+		return d
+	}
+	return Decision{Allow: true}
+}
+
 // ScopeCheck is the scope step of Decide alone: a denial with
 // CodeInsufficientScope and the scopes the call needs when p's token lacks
 // one of them, else an allowing Decision. The HTTP layer asks it before MCP

@@ -212,6 +212,14 @@ func (c *Client) QueueURL(id int64) string {
 	return c.url("queue/item/"+strconv.FormatInt(id, 10)+"/", nil)
 }
 
+// queueItemTree is what QueueItem asks of an item: the fields
+// ParseQueueItem reads, and the task's fullName, which Jenkins's default
+// depth leaves out (AbstractItem.getFullName is @Exported, but a nested
+// object shows only its top-visibility properties).
+const queueItemTree = "id,why,blocked,buildable,cancelled,stuck,inQueueSince," +
+	"actions[parameters[name,value],causes[shortDescription,userId,userName]]," +
+	"executable[number,url],task[name,url,fullName]"
+
 // QueueItem returns a queue item. Items that left the queue stay readable
 // for about five minutes in Jenkins; after that, and for items of jobs the
 // user cannot see, Jenkins answers 404.
@@ -219,7 +227,8 @@ func (c *Client) QueueItem(ctx context.Context, cred Credential, id int64) (*Que
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	return getJSON(ctx, c, call{op: fmt.Sprintf("get queue item %d", id),
-		rel: "queue/item/" + strconv.FormatInt(id, 10) + "/api/json", cred: cred}, ParseQueueItem)
+		rel: "queue/item/" + strconv.FormatInt(id, 10) + "/api/json", cred: cred,
+		query: url.Values{"tree": {queueItemTree}}}, ParseQueueItem)
 }
 
 // CancelQueueItem cancels a queued item. Jenkins answers 404 when the item
@@ -326,40 +335,4 @@ func (c *Client) CanonicalPath(ctx context.Context, cred Credential, item jobpat
 		return jobpath.Path{}, &Error{Op: op, Err: ErrUnavailable, Detail: "Jenkins reported a full name Butler cannot use"}
 	}
 	return p, nil
-}
-
-// PathFromURL returns the job path of an item URL Jenkins reported (a
-// queue item's task url), when it lies under the client's base URL. It
-// never requests the URL.
-func (c *Client) PathFromURL(raw string) (jobpath.Path, bool) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return jobpath.Path{}, false
-	}
-	rest, ok := strings.CutPrefix(u.EscapedPath(), c.base.EscapedPath())
-	if !ok || (u.Host != "" && !strings.EqualFold(u.Host, c.base.Host)) {
-		return jobpath.Path{}, false
-	}
-	parts := strings.Split(strings.Trim(rest, "/"), "/")
-	if len(parts) == 0 || len(parts)%2 != 0 {
-		return jobpath.Path{}, false
-	}
-	var segs []string
-	for i := 0; i < len(parts); i += 2 {
-		if parts[i] != "job" {
-			return jobpath.Path{}, false
-		}
-		seg, err := url.PathUnescape(parts[i+1])
-		if err != nil {
-			return jobpath.Path{}, false
-		}
-		segs = append(segs, seg)
-	}
-	p, err := jobpath.Parse(strings.Join(segs, "/"))
-	if err != nil || strings.Join(p.Segments(), "\x00") != strings.Join(segs, "\x00") {
-		// A segment holding "/" (a multibranch %2F decoded) would be
-		// split by Parse: refuse rather than guess.
-		return jobpath.Path{}, false
-	}
-	return p, true
 }

@@ -332,3 +332,28 @@ func FuzzParseJenkinsJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestQueueItem_JobPathIgnoresTheRootURL pins how a queue item names its
+// job: the task's fullName, else the job segments of the task URL whatever
+// its host and root path (Jenkins's configured root URL), never a guess.
+func TestQueueItem_JobPathIgnoresTheRootURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		q    QueueItem
+		want string
+		ok   bool
+	}{
+		{QueueItem{TaskFullName: "prod/deploy", TaskURL: "https://other/job/x/"}, "prod/deploy", true},
+		{QueueItem{TaskURL: "https://ci.example.com/jenkins/job/prod/job/deploy/"}, "prod/deploy", true},
+		{QueueItem{TaskURL: "http://10.0.0.5:8080/job/frontend/job/mobile/job/feature%252Flogin/"}, "frontend/mobile/feature%2Flogin", true},
+		{QueueItem{TaskURL: "https://ci.example.com/computer/agent-1/"}, "", false},
+		{QueueItem{TaskURL: "https://ci.example.com/job/a/view/all/"}, "", false},
+		{QueueItem{TaskURL: "https://ci.example.com/job/a%2Fb/"}, "", false},
+		{QueueItem{TaskFullName: "a/../prod"}, "", false},
+	} {
+		p, ok := tc.q.JobPath()
+		if ok != tc.ok || (ok && p.String() != tc.want) {
+			t.Errorf("JobPath(%+v) = %q, %v; want %q, %v", tc.q, p.String(), ok, tc.want, tc.ok)
+		}
+	}
+}

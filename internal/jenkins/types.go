@@ -3,7 +3,11 @@ package jenkins
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
+
+	"github.com/butler-mcp/butler/internal/jobpath"
 )
 
 // User is the Jenkins account a credential authenticates as (/me/api/json).
@@ -76,15 +80,67 @@ const (
 
 // QueueItem is a queued (or recently left) build request.
 type QueueItem struct {
-	ID          int64
-	Class       string
-	State       QueueState
-	Why         string
-	TaskName    string
-	TaskURL     string
-	BuildNumber int64  // when started
-	BuildURL    string // when started, as Jenkins reports it
-	Parameters  map[string]any
+	ID       int64
+	Class    string
+	State    QueueState
+	Why      string
+	TaskName string
+	TaskURL  string
+	// TaskFullName is the job's full name, when Jenkins reported it.
+	TaskFullName string
+	BuildNumber  int64  // when started
+	BuildURL     string // when started, as Jenkins reports it
+	Parameters   map[string]any
+}
+
+// JobPath is the job the item is for: the task's fullName when Jenkins
+// reported it, else the job path read from the task's URL. The URL's host
+// and root are never trusted or compared: Jenkins reports URLs under its
+// configured root URL (Jenkins.getRootUrl), which is usually not the
+// address Butler calls, so only the job/<name>/job/<name> segments are
+// read, from the first "job" segment on. ok is false when neither names a
+// job (a task that is not a job, or a URL of another shape).
+func (q *QueueItem) JobPath() (jobpath.Path, bool) {
+	if q.TaskFullName != "" {
+		p, err := jobpath.Parse(q.TaskFullName)
+		return p, err == nil
+	}
+	return jobPathFromURL(q.TaskURL)
+}
+
+// jobPathFromURL reads the job path of an item URL (".../job/a/job/b/").
+func jobPathFromURL(raw string) (jobpath.Path, bool) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return jobpath.Path{}, false
+	}
+	parts := strings.Split(strings.Trim(u.EscapedPath(), "/"), "/")
+	first := slices.Index(parts, "job")
+	if first < 0 {
+		return jobpath.Path{}, false
+	}
+	parts = parts[first:]
+	if len(parts)%2 != 0 {
+		return jobpath.Path{}, false
+	}
+	var segs []string
+	for i := 0; i < len(parts); i += 2 {
+		if parts[i] != "job" {
+			return jobpath.Path{}, false
+		}
+		seg, err := url.PathUnescape(parts[i+1])
+		if err != nil {
+			return jobpath.Path{}, false
+		}
+		segs = append(segs, seg)
+	}
+	p, err := jobpath.Parse(strings.Join(segs, "/"))
+	if err != nil || !slices.Equal(p.Segments(), segs) {
+		// A segment holding "/" (a multibranch %2F decoded) would be split
+		// by Parse: refuse rather than guess.
+		return jobpath.Path{}, false
+	}
+	return p, true
 }
 
 // Build is one run of a job.
@@ -296,8 +352,9 @@ type wireQueueItem struct {
 	Actions    []wireAction `json:"actions"`
 	Executable *buildRef    `json:"executable"`
 	Task       struct {
-		Name *string `json:"name"`
-		URL  string  `json:"url"`
+		Name     *string `json:"name"`
+		URL      string  `json:"url"`
+		FullName string  `json:"fullName"`
 	} `json:"task"`
 }
 
@@ -307,7 +364,7 @@ func ParseQueueItem(data []byte) (*QueueItem, error) {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, err
 	}
-	q := &QueueItem{ID: w.ID, Class: w.Class, TaskURL: w.Task.URL}
+	q := &QueueItem{ID: w.ID, Class: w.Class, TaskURL: w.Task.URL, TaskFullName: w.Task.FullName}
 	if w.Task.Name != nil {
 		q.TaskName = *w.Task.Name
 	}

@@ -2,6 +2,7 @@ package jenkinstest
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -164,7 +165,12 @@ func (s *Server) routeBuild(rc *reqCtx, b *build, p perm, rest []string) *reply 
 			return s.render(rc, defaultBuildTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.build, b, t) })
 		})
 	case is(rest, "consoleText"):
-		return api(rc, func() *reply { return newReply(http.StatusOK, "text/plain; charset=utf-8", clone(b.log)) })
+		return api(rc, func() *reply {
+			if b.console != nil {
+				return streamReply(http.StatusOK, "text/plain; charset=utf-8", io.NewSectionReader(b.console, 0, b.console.Size()))
+			}
+			return newReply(http.StatusOK, "text/plain; charset=utf-8", clone(b.log))
+		})
 	case is(rest, "logText", "progressiveText"):
 		return api(rc, func() *reply { return progressiveText(rc, b) })
 	case is(rest, "testReport", "api", "json"):
@@ -186,12 +192,21 @@ func clone(b []byte) []byte { return append([]byte(nil), b...) }
 // offset start (0 if start is past the end: the log rolled over), with the
 // new end in X-Text-Size and X-More-Data while the build runs.
 func progressiveText(rc *reqCtx, b *build) *reply {
+	size := int64(len(b.log))
+	if b.console != nil {
+		size = b.console.Size()
+	}
 	start, err := strconv.ParseInt(rc.r.URL.Query().Get("start"), 10, 64)
-	if err != nil || start < 0 || start > int64(len(b.log)) {
+	if err != nil || start < 0 || start > size {
 		start = 0
 	}
-	rp := newReply(http.StatusOK, "text/plain;charset=UTF-8", clone(b.log[start:]))
-	rp.header.Set("X-Text-Size", strconv.Itoa(len(b.log)))
+	var rp *reply
+	if b.console != nil {
+		rp = streamReply(http.StatusOK, "text/plain;charset=UTF-8", io.NewSectionReader(b.console, start, size-start))
+	} else {
+		rp = newReply(http.StatusOK, "text/plain;charset=UTF-8", clone(b.log[start:]))
+	}
+	rp.header.Set("X-Text-Size", strconv.FormatInt(size, 10))
 	if b.building {
 		rp.header.Set("X-More-Data", "true")
 	}
@@ -257,7 +272,7 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 	}
 	q := s.enqueue(j, params, cause{userID: rc.user.id, userName: rc.user.fullName}, quiet, rc.now)
 	rp := newReply(http.StatusCreated, "", nil)
-	rp.header.Set("Location", rc.rootURL+"queue/item/"+strconv.FormatInt(q.id, 10)+"/")
+	rp.header.Set("Location", rc.selfURL+"queue/item/"+strconv.FormatInt(q.id, 10)+"/")
 	return rp
 }
 
@@ -355,7 +370,7 @@ func (s *Server) stop(rc *reqCtx, b *build, p perm) *reply {
 		s.abort(b, rc.now, rc.user.fullName)
 	}
 	rp := newReply(http.StatusFound, "", nil)
-	rp.header.Set("Location", rc.rootURL+buildPath(b))
+	rp.header.Set("Location", rc.selfURL+buildPath(b))
 	return rp
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -44,6 +45,14 @@ type Options struct {
 	// Version is the Jenkins version in the X-Jenkins header; "" means
 	// DefaultVersion.
 	Version string
+	// RootURL is Jenkins's configured root URL (Manage Jenkins → System
+	// → Jenkins URL), ending in "/": every URL in JSON answers is under it,
+	// as Jenkins.getRootUrl makes them, whatever address the request came
+	// to. "" means none is configured: Jenkins then falls back to the
+	// request's own host (Jenkins.getRootUrlFromRequest). Redirects
+	// (Location) are always made from the request (Stapler's
+	// StaplerResponse.sendRedirect resolves the context path against it).
+	RootURL string
 }
 
 // DefaultVersion is the Jenkins version the simulator claims by default.
@@ -55,15 +64,16 @@ const crumbField = "Jenkins-Crumb"
 // safe for concurrent use. See the package documentation for what it
 // simulates.
 type Server struct {
-	clock        Clock
-	prefix       string
-	requireCrumb bool
-	leftTTL      time.Duration
-	bearer       func(string) (string, bool)
-	version      string
-	secret       []byte // signs sessions and crumbs
-	instance     string // instance id: session cookie name, X-Jenkins-Session
-	schema       *schema
+	clock          Clock
+	prefix         string
+	requireCrumb   bool
+	leftTTL        time.Duration
+	bearer         func(string) (string, bool)
+	version        string
+	configuredRoot string // Options.RootURL
+	secret         []byte // signs sessions and crumbs
+	instance       string // instance id: session cookie name, X-Jenkins-Session
+	schema         *schema
 
 	faultMu sync.Mutex
 	fault   Fault
@@ -116,21 +126,22 @@ func New(opts *Options) *Server {
 	inst := make([]byte, 4)
 	_, _ = rand.Read(inst)
 	return &Server{
-		clock:        o.Clock,
-		prefix:       prefix,
-		requireCrumb: o.RequireCrumb,
-		leftTTL:      o.LeftItemTTL,
-		bearer:       o.BearerAuth,
-		version:      o.Version,
-		secret:       secret,
-		instance:     hex.EncodeToString(inst),
-		schema:       newSchema(),
-		now:          o.Clock.Now(),
-		executors:    o.Executors,
-		root:         newRoot(),
-		users:        map[string]*user{},
-		grants:       map[string]map[string]perm{},
-		items:        map[int64]*queueItem{},
+		clock:          o.Clock,
+		prefix:         prefix,
+		requireCrumb:   o.RequireCrumb,
+		configuredRoot: o.RootURL,
+		leftTTL:        o.LeftItemTTL,
+		bearer:         o.BearerAuth,
+		version:        o.Version,
+		secret:         secret,
+		instance:       hex.EncodeToString(inst),
+		schema:         newSchema(),
+		now:            o.Clock.Now(),
+		executors:      o.Executors,
+		root:           newRoot(),
+		users:          map[string]*user{},
+		grants:         map[string]map[string]perm{},
+		items:          map[int64]*queueItem{},
 	}
 }
 
@@ -139,6 +150,15 @@ type reply struct {
 	status int
 	header http.Header
 	body   []byte
+	stream io.Reader // instead of body: copied to the client after the lock
+}
+
+// streamReply answers with the content of r, read only while it is
+// written (a generated console is never held in memory).
+func streamReply(status int, contentType string, r io.Reader) *reply {
+	rp := newReply(status, contentType, nil)
+	rp.stream = r
+	return rp
 }
 
 func newReply(status int, contentType string, body []byte) *reply {
@@ -205,7 +225,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(rp.status)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(rp.body)
+		if rp.stream != nil {
+			_, _ = io.Copy(w, rp.stream)
+		} else {
+			_, _ = w.Write(rp.body)
+		}
 	}
 }
 
@@ -215,9 +239,11 @@ type reqCtx struct {
 	r        *http.Request
 	user     *user // nil: anonymous
 	grants   map[string]perm
-	rootURL  string // absolute, with the prefix and a trailing "/"
+	rootURL  string // the root URL of JSON answers: absolute, with the prefix and a trailing "/"
 	rootJSON []byte // rootURL escaped for a JSON string
-	now      time.Time
+	// selfURL is the root as this request reached it, for Location.
+	selfURL string
+	now     time.Time
 }
 
 func (rc *reqCtx) rootPerm() perm { return rc.grants[""] }
@@ -270,7 +296,7 @@ func (s *Server) handle(r *http.Request, rec *Request, f Fault) *reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.advance()
-	rc := &reqCtx{s: s, r: r, user: u, now: now, rootURL: s.rootURL(r)}
+	rc := &reqCtx{s: s, r: r, user: u, now: now, rootURL: s.rootURL(r), selfURL: s.requestRoot(r)}
 	rc.rootJSON = appendEscaped(nil, rc.rootURL)
 	if u != nil {
 		rc.grants = s.grants[u.id]
@@ -324,7 +350,17 @@ func splitPath(p string) ([]string, bool) {
 	return segs, true
 }
 
+// rootURL is the root of the URLs in JSON answers (Jenkins.getRootUrl):
+// the configured one, else the request's.
 func (s *Server) rootURL(r *http.Request) string {
+	if s.configuredRoot != "" {
+		return s.configuredRoot
+	}
+	return s.requestRoot(r)
+}
+
+// requestRoot is the root as the request reached it.
+func (s *Server) requestRoot(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"

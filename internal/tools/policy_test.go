@@ -98,6 +98,52 @@ func TestPolicy_QueueItemJudgedOnItsJob(t *testing.T) {
 	}
 }
 
+// Jenkins reports a queue item's task URL under its configured root URL,
+// usually not the address Butler calls: the item's job is still known (its
+// fullName, else the job segments of the URL), so a forbid on prod still
+// stops cancel_queue_item.
+func TestPolicy_QueueItemJudgedOnItsJobUnderAPublicRootURL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: adminAsDeveloper(), policy: examplePolicy(t),
+		rootURL: "https://ci.example.com/jenkins/"})
+	adminCred := jenkins.Credential{User: "admin", APIToken: jenkinstest.SampleAdminToken}
+	prodJob, _ := jobpath.Parse("prod/deploy")
+	id, err := e.jenkins.Trigger(context.Background(), adminCred, prodJob, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errObj := e.fail(t, "cancel_queue_item", map[string]any{"queue_id": id}, "forbidden")
+	if !strings.Contains(errObj["message"].(string), "prod-write-release-only") {
+		t.Errorf("cancel of a prod item under a public root URL: %v", errObj)
+	}
+	if q := e.ok(t, "get_queue_item", map[string]any{"queue_id": id}); q["job"] != "prod/deploy" || q["state"] == "cancelled" {
+		t.Errorf("get_queue_item under a public root URL: %v", q)
+	}
+}
+
+// A permit limited to a folder allows the queue tools on that folder's
+// items: they are decided on the item's job, not on Server::"butler".
+func TestPolicy_FolderPermitAllowsItsQueueItems(t *testing.T) {
+	t.Parallel()
+	policy := []byte(`@id("frontend-only") permit (principal, action, resource in Folder::"frontend");`)
+	admin := &identity.Principal{User: "admin", JenkinsUser: "admin", Scopes: []string{"jenkins:read", "jenkins:build"}}
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: admin, policy: policy})
+	adminCred := jenkins.Credential{User: "admin", APIToken: jenkinstest.SampleAdminToken}
+	for job, allowed := range map[string]bool{"frontend/web-app": true, "prod/deploy": false} {
+		p, _ := jobpath.Parse(job)
+		id, err := e.jenkins.Trigger(context.Background(), adminCred, p, job == "prod/deploy", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if allowed {
+			e.ok(t, "get_queue_item", map[string]any{"queue_id": id})
+			e.ok(t, "cancel_queue_item", map[string]any{"queue_id": id})
+		} else {
+			e.fail(t, "cancel_queue_item", map[string]any{"queue_id": id}, "forbidden")
+		}
+	}
+}
+
 func TestPolicy_ToolsListFollowsThePolicy(t *testing.T) {
 	t.Parallel()
 	plain := &identity.Principal{User: "bob", JenkinsUser: "bob", Scopes: []string{"jenkins:read", "jenkins:build"}}

@@ -45,7 +45,7 @@ func addGetQueueItem(t *Toolset) (*def, error) {
 			// Jenkins's task name is the job's own name ("main" for
 			// frontend/mobile/main); its URL names the whole path.
 			job := q.TaskName
-			if p, ok := t.deps.Jenkins.PathFromURL(q.TaskURL); ok {
+			if p, ok := q.JobPath(); ok {
 				job = p.String()
 			}
 			return &QueueOut{QueueID: q.ID, State: string(q.State), Why: q.Why, Job: job,

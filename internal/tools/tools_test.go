@@ -68,6 +68,7 @@ type envOpts struct {
 	creds      credentials.Source // nil: the user's sample token
 	connectURL string
 	caps       *mcp.ClientCapabilities
+	rootURL    string // the simulator's configured root URL
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -76,7 +77,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		o = &envOpts{}
 	}
 	clock := jenkinstest.NewFakeClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
-	sim := jenkinstest.Sample(&jenkinstest.Options{Clock: clock})
+	sim := jenkinstest.Sample(&jenkinstest.Options{Clock: clock, RootURL: o.rootURL})
 	hs := httptest.NewServer(sim)
 	t.Cleanup(hs.Close)
 	base := hs.URL + "/"

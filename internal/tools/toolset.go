@@ -454,8 +454,16 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 	if err := t.limit(ctx, sc); err != nil {
 		return nil, tg, nil, err
 	}
-	// A policy denial is final before anything reaches Jenkins.
-	if policies, err = t.decide(ctx, p, entry, tg); err != nil {
+	// A policy denial is final before anything reaches Jenkins. A queue
+	// tool under a policy that names jobs or folders is decided on the
+	// queued item's job, which only Jenkins can tell: before asking it,
+	// only authentication and scope are checked.
+	onJob := entry.Resource == catalog.ResourceQueueItem && t.deps.Authorizer.NamesItems()
+	if onJob {
+		if d := t.deps.Authorizer.Precheck(authz.Request{Principal: p, Tool: entry.Name}); !d.Allow {
+			return nil, tg, nil, decisionError(d)
+		}
+	} else if policies, err = t.decide(ctx, p, entry, tg); err != nil {
 		return nil, tg, nil, err
 	}
 	c := &call{principal: p, requestID: sc.ID, target: tg, req: req}
@@ -475,6 +483,14 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 		// resolves names case-insensitively, Cedar does not.
 		if t.deps.Authorizer.NamesItems() {
 			canon, changed, err := t.canonicalTarget(ctx, cred, tg)
+			if errors.Is(err, errUnknownQueueJob) {
+				if entry.ReadOnly {
+					// A reader must not learn more of an item than of a
+					// missing one.
+					return nil, tg, nil, Errorf(CodeNotFound, "%s does not exist, or you may not see it", tg.what)
+				}
+				return nil, tg, nil, Errorf(CodeForbidden, "cannot tell which job this queue item is for, so the policy cannot allow it")
+			}
 			if err != nil {
 				return nil, tg, nil, err
 			}
@@ -507,12 +523,20 @@ func (t *Toolset) decide(ctx context.Context, p identity.Principal, entry catalo
 	if dec.Allow {
 		return dec.Policies, nil
 	}
+	return nil, decisionError(dec)
+}
+
+// decisionError is the tool error of a denial.
+func decisionError(dec authz.Decision) error {
 	e := Errorf(dec.Code, "%s", dec.Reason)
 	if dec.Code == authz.CodeInsufficientScope {
 		e.RequiredScopes = dec.RequiredScopes
 	}
-	return nil, e
+	return e
 }
+
+// errUnknownQueueJob: Jenkins did not say which job a queue item is for.
+var errUnknownQueueJob = errors.New("the queue item's job is unknown")
 
 // canonicalTarget returns tg with the path Jenkins itself uses: the
 // item's fullName, or for a queue item, its job. changed is false when
@@ -536,11 +560,9 @@ func (t *Toolset) canonicalTarget(ctx context.Context, cred jenkins.Credential, 
 		if err != nil {
 			return tg, false, err
 		}
-		job, ok := t.deps.Jenkins.PathFromURL(q.TaskURL)
+		job, ok := q.JobPath()
 		if !ok {
-			// A task Butler cannot name (not a job under this Jenkins):
-			// the policy decides on the server resource, as before.
-			return tg, false, nil
+			return tg, false, errUnknownQueueJob
 		}
 		out := tg
 		out.job, out.hasJob = job, true
