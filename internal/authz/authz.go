@@ -103,6 +103,12 @@ type Decision struct {
 	// forbid, the policies whose evaluation failed for an error denial,
 	// none for a default denial (no permit satisfied).
 	Policies []string
+	// DependsOnParameters: other parameter values (a trigger's defaults
+	// for those not given) could change this decision, because a policy
+	// that decided it, or one that could have, reads context.parameters.
+	// A caller that learns more parameters must decide again; a denial
+	// without it is final whatever the parameters.
+	DependsOnParameters bool
 }
 
 // Options configure an Authorizer.
@@ -342,7 +348,38 @@ func (a *Authorizer) policyStep(req Request, tool catalog.Tool) (Decision, *ceda
 		return Decision{Code: CodeForbidden, Reason: fmt.Sprintf("%s denied: %v", req.Tool, err)}, nil, cedar.Diagnostic{}
 	}
 	dec, diag := cedar.Authorize(a.policies, cr.entities, cr.req)
-	return a.judge(req, cr, dec, diag), cr, diag
+	d := a.judge(req, cr, dec, diag)
+	d.DependsOnParameters = a.dependsOnParameters(d)
+	return d, cr, diag
+}
+
+// dependsOnParameters tells whether d could change with other parameters:
+// a denial by forbids or errors, if one of them reads parameters; a
+// default denial, if some permit does; an allow, if any policy does.
+func (a *Authorizer) dependsOnParameters(d Decision) bool {
+	reads := map[cedar.PolicyID]bool{}
+	anyReads, permitReads := false, false
+	for _, p := range a.policies {
+		if p.readsParameters {
+			reads[p.id] = true
+			anyReads = true
+			if p.policy.Effect() == cedar.Permit {
+				permitReads = true
+			}
+		}
+	}
+	switch {
+	case d.Allow:
+		return anyReads
+	case len(d.Policies) == 0:
+		return permitReads
+	}
+	for _, id := range d.Policies {
+		if reads[cedar.PolicyID(id)] {
+			return true
+		}
+	}
+	return false
 }
 
 // judge turns Cedar's answer into a Decision. A satisfied forbid wins;

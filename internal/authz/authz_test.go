@@ -464,3 +464,39 @@ func TestNewWithPolicy_NilIsTheDefault(t *testing.T) {
 		t.Errorf("PolicyName = %q", a.PolicyName())
 	}
 }
+
+// TestDecide_DependsOnParameters pins when a decision could change with
+// other parameter values, which tells the tools whether a denial is final
+// before they read a trigger's defaults.
+func TestDecide_DependsOnParameters(t *testing.T) {
+	t.Parallel()
+	a := mustNew(t, []byte(`
+@id("all") permit (principal, action, resource);
+@id("prod") forbid (principal, action, resource in Folder::"prod");
+@id("env") forbid (principal, action == Action::"trigger_job", resource)
+  when { context.parameters has ENV && context.parameters.ENV == "production" };
+`), "p.cedar")
+	for _, tc := range []struct {
+		job    string
+		params map[string]any
+		allow  bool
+		depend bool
+	}{
+		{"prod/deploy", nil, false, false},                        // the prod forbid reads no parameter: final
+		{"a/b", map[string]any{"ENV": "production"}, false, true}, // denied by a rule on parameters
+		{"a/b", map[string]any{"ENV": "staging"}, true, true},     // allowed, but a forbid reads parameters
+	} {
+		d := a.Decide(context.Background(), Request{Principal: user("u"), Tool: "trigger_job", Job: tc.job, Parameters: tc.params})
+		if d.Allow != tc.allow || d.DependsOnParameters != tc.depend {
+			t.Errorf("%s %v: allow %v depends %v, want %v %v", tc.job, tc.params, d.Allow, d.DependsOnParameters, tc.allow, tc.depend)
+		}
+	}
+	noParams := mustNew(t, []byte(`@id("all") permit (principal, action, resource) when { context.client_id == "x" || true };`), "p.cedar")
+	if d := noParams.Decide(context.Background(), Request{Principal: user("u"), Tool: "trigger_job", Job: "a"}); d.DependsOnParameters {
+		t.Error("a policy reading only context.client_id depends on parameters")
+	}
+	whole := mustNew(t, []byte(`@id("ctx") forbid (principal, action, resource) when { context == {} }; @id("all") permit (principal, action, resource);`), "p.cedar")
+	if d := whole.Decide(context.Background(), Request{Principal: user("u"), Tool: "trigger_job", Job: "a"}); !d.DependsOnParameters {
+		t.Error("a policy reading the whole context does not count as reading parameters")
+	}
+}

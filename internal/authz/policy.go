@@ -77,6 +77,10 @@ func ValidatePolicy(src []byte, name string) error {
 type namedPolicy struct {
 	id     cedar.PolicyID
 	policy *cedar.Policy
+	// readsParameters: the policy may read context.parameters (it names
+	// them, or the whole context), so its outcome can change with a
+	// trigger's parameters.
+	readsParameters bool
 }
 
 // policyList is a policy set that keeps the source order, so reasons and
@@ -125,7 +129,7 @@ func compile(src []byte, name string) (policyList, error) {
 		for _, msg := range checkReferences(p) {
 			errs = append(errs, &PolicyError{File: name, Line: pos.Line, Column: pos.Column, Policy: string(id), Msg: msg})
 		}
-		out = append(out, namedPolicy{id: id, policy: p})
+		out = append(out, namedPolicy{id: id, policy: p, readsParameters: readsParameters(p)})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -247,6 +251,61 @@ func policyReferences(p *cedar.Policy) references {
 		})
 	}
 	return r
+}
+
+// readsParameters reports whether p's conditions may read
+// context.parameters: an access or has-test of "parameters", or the
+// context used whole. It errs on the side of yes (costing a re-decision,
+// never a wrong one).
+func readsParameters(p *cedar.Policy) bool {
+	found := false
+	a := (*xast.Policy)(p.AST())
+	for _, c := range a.Conditions {
+		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
+			switch n := n.(type) {
+			case xast.NodeTypeAccess:
+				if n.Value == "parameters" {
+					found = true
+				}
+			case xast.NodeTypeHas:
+				if n.Value == "parameters" {
+					found = true
+				}
+			case xast.NodeTypeVariable:
+				if n.Name == "context" {
+					// context used other than as context.<attr> (handled
+					// above): assume it reads everything.
+					found = found || !contextAttrOnly(c.Body)
+				}
+			}
+			return !found
+		})
+	}
+	return found
+}
+
+// contextAttrOnly reports whether every use of the context variable in
+// body is an attribute access or has-test (context.x, context has x).
+func contextAttrOnly(body xast.IsNode) bool {
+	uses, attrUses := 0, 0
+	xast.Inspect(xast.NewNode(body), func(n xast.IsNode) bool {
+		switch n := n.(type) {
+		case xast.NodeTypeVariable:
+			if n.Name == "context" {
+				uses++
+			}
+		case xast.NodeTypeAccess:
+			if v, ok := n.Arg.(xast.NodeTypeVariable); ok && v.Name == "context" {
+				attrUses++
+			}
+		case xast.NodeTypeHas:
+			if v, ok := n.Arg.(xast.NodeTypeVariable); ok && v.Name == "context" {
+				attrUses++
+			}
+		}
+		return true
+	})
+	return uses == attrUses
 }
 
 // checkReferences reports the entity types and ids in p that cannot be

@@ -217,10 +217,12 @@ func addTriggerJob(t *Toolset) (*def, error) {
 			tg.params = in.Parameters
 			return tg, err
 		},
-		run: func(ctx context.Context, c *call, in *TriggerIn) (*TriggerOut, error) {
-			// Read the job as the user first: an unseen job is not_found
-			// before anything is posted, and the parameters are checked
-			// against the job's own definitions.
+		// Read the job as the user first: an unseen job is not_found
+		// before anything is posted, the parameters are checked against
+		// the job's own definitions, and the policy decides on what
+		// Jenkins will run with: the values given plus the defaults of
+		// those not given.
+		resolve: func(ctx context.Context, c *call, in *TriggerIn) (map[string]any, error) {
 			j, err := t.deps.Jenkins.GetJob(ctx, c.cred, c.target.job)
 			if err != nil {
 				return nil, err
@@ -232,7 +234,12 @@ func addTriggerJob(t *Toolset) (*def, error) {
 			if err != nil {
 				return nil, err
 			}
-			id, err := t.deps.Jenkins.Trigger(ctx, c.cred, c.target.job, len(j.Parameters) > 0, values)
+			c.resolved = triggerPlan{parameterized: len(j.Parameters) > 0, values: values}
+			return effectiveParams(j.Parameters, in.Parameters), nil
+		},
+		run: func(ctx context.Context, c *call, in *TriggerIn) (*TriggerOut, error) {
+			plan := c.resolved.(triggerPlan)
+			id, err := t.deps.Jenkins.Trigger(ctx, c.cred, c.target.job, plan.parameterized, plan.values)
 			if err != nil {
 				return nil, err
 			}
@@ -243,6 +250,31 @@ func addTriggerJob(t *Toolset) (*def, error) {
 			return out, nil
 		},
 	})
+}
+
+// triggerPlan is what trigger_job's resolve step read for its run step.
+type triggerPlan struct {
+	parameterized bool
+	values        url.Values
+}
+
+// effectiveParams are the parameters Jenkins runs a build with: the
+// values given, and for every parameter not given, its default. A
+// password's value is left out (the policy never sees a secret; its default
+// is never known).
+func effectiveParams(defs []jenkins.ParamDef, given map[string]any) map[string]any {
+	out := make(map[string]any, len(defs))
+	for _, d := range defs {
+		if d.Kind == jenkins.ParamPassword {
+			continue
+		}
+		if v, ok := given[d.Name]; ok && v != nil {
+			out[d.Name] = v
+		} else if d.Default != nil {
+			out[d.Name] = d.Default
+		}
+	}
+	return out
 }
 
 // waitForStart polls the queue item until it starts or is cancelled, or

@@ -242,3 +242,42 @@ func TestPolicy_CanonicalPathRemembered(t *testing.T) {
 		t.Errorf("after the TTL the spelling is asked again: %d", n)
 	}
 }
+
+// TestPolicy_TriggerDecidedOnEffectiveParameters pins that a trigger is
+// decided on what Jenkins will run with: leaving a parameter out does not
+// sidestep a rule on its default, a permit on a default holds when it is
+// left out, and password values never reach the policy.
+func TestPolicy_TriggerDecidedOnEffectiveParameters(t *testing.T) {
+	t.Parallel()
+	policy := []byte(`
+@id("all") permit (principal, action, resource);
+@id("no-main") forbid (principal, action == Action::"trigger_job", resource)
+  when { context.parameters has BRANCH && context.parameters.BRANCH == "main" };
+@id("no-token-rules") forbid (principal, action == Action::"trigger_job", resource)
+  when { context.parameters has DEPLOY_TOKEN };
+`)
+	admin := &identity.Principal{User: "admin", JenkinsUser: "admin", Scopes: []string{"jenkins:read", "jenkins:build"}}
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: admin, policy: policy})
+	// BRANCH's default is main: omitting it is forbidden like giving it.
+	for _, params := range []map[string]any{{}, {"BRANCH": "main"}} {
+		errObj := e.fail(t, "trigger_job", map[string]any{"job": "backend/api", "parameters": params}, "forbidden")
+		if !strings.Contains(errObj["message"].(string), "no-main") {
+			t.Errorf("trigger with %v: %v", params, errObj)
+		}
+	}
+	if p := e.posts(); len(p) != 0 {
+		t.Errorf("a forbidden trigger was posted: %+v", p)
+	}
+	// Another branch, and a password given by name: allowed (the password
+	// value is not in the policy's context).
+	e.ok(t, "trigger_job", map[string]any{"job": "backend/api", "parameters": map[string]any{"BRANCH": "dev", "DEPLOY_TOKEN": "s3cret"}})
+
+	// A permit that holds only on a default still allows a call that
+	// leaves the parameter out.
+	permitDryRun := []byte(`@id("dry-run-only") permit (principal, action == Action::"trigger_job", resource)
+  when { context.parameters has DRY_RUN && context.parameters.DRY_RUN == true };
+@id("reads") permit (principal, action == Action::"get_job", resource);`)
+	d := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: admin, policy: permitDryRun})
+	d.ok(t, "trigger_job", map[string]any{"job": "backend/api"})
+	d.fail(t, "trigger_job", map[string]any{"job": "backend/api", "parameters": map[string]any{"DRY_RUN": false}}, "forbidden")
+}

@@ -249,6 +249,18 @@ type call struct {
 	requestID string
 	target    target
 	req       *mcp.CallToolRequest
+	// resolved is what the tool's resolve step read, for its run step.
+	resolved any
+}
+
+// prepared is a call whose arguments are decoded and checked.
+type prepared struct {
+	target target
+	// resolve, when set, reads from Jenkins (as the user, reads only) what
+	// the decision needs beyond the arguments and returns the policy
+	// context's parameters; the call is decided on them before run.
+	resolve func(ctx context.Context, c *call) (map[string]any, error)
+	exec    func(ctx context.Context, c *call) (any, error)
 }
 
 // spec is one tool's code: its catalog entry (by name) holds everything
@@ -259,6 +271,10 @@ type spec[In, Out any] struct {
 	input func(s *jsonschema.Schema)
 	// target validates the input further and names what the call is about.
 	target func(in *In) (target, error)
+	// resolve, when set, reads what the policy must see beyond the
+	// arguments (a trigger's effective parameters) and returns the policy
+	// context's parameters; what it sets in c.resolved reaches run.
+	resolve func(ctx context.Context, c *call, in *In) (map[string]any, error)
 	run    func(ctx context.Context, c *call, in *In) (*Out, error)
 }
 
@@ -311,24 +327,28 @@ func add[In, Out any](t *Toolset, s spec[In, Out]) (*def, error) {
 	}
 	d := &def{tool: tool, entry: entry}
 	d.handler = func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		return t.invoke(ctx, req, entry, func(ctx context.Context) (target, func(context.Context, *call) (any, error), error) {
+		return t.invoke(ctx, req, entry, func(ctx context.Context) (prepared, error) {
 			v, err := decodeArgs[In](req.Params.Arguments, resolved)
 			if err != nil {
-				return target{}, nil, err
+				return prepared{}, err
 			}
-			var tg target
+			var pp prepared
 			if s.target != nil {
-				if tg, err = s.target(v); err != nil {
-					return target{}, nil, err
+				if pp.target, err = s.target(v); err != nil {
+					return prepared{}, err
 				}
 			}
-			return tg, func(ctx context.Context, c *call) (any, error) {
+			if s.resolve != nil {
+				pp.resolve = func(ctx context.Context, c *call) (map[string]any, error) { return s.resolve(ctx, c, v) }
+			}
+			pp.exec = func(ctx context.Context, c *call) (any, error) {
 				o, err := s.run(ctx, c, v)
 				if err != nil {
 					return nil, err
 				}
 				return o, nil
-			}, nil
+			}
+			return pp, nil
 		})
 	}
 	return d, nil
@@ -383,7 +403,7 @@ func (t *Toolset) scope(ctx context.Context, extra *mcp.RequestExtra) *request.S
 
 // invoke is the wrapper every tool call passes through.
 func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry catalog.Tool,
-	prepare func(context.Context) (target, func(context.Context, *call) (any, error), error)) (*mcp.CallToolResult, error) {
+	prepare func(context.Context) (prepared, error)) (*mcp.CallToolResult, error) {
 	start := t.deps.Now()
 	sc := t.scope(ctx, req.GetExtra())
 	ctx = request.NewContext(ctx, sc)
@@ -444,27 +464,44 @@ func (tg target) whatOr(tool string) string {
 
 // run takes a call through validation, the rate limit, the decision and
 // the tool itself. policies are the ids of the policies that allowed it.
+//
+// The decision is taken before anything reaches Jenkins whenever the
+// arguments are enough to take it. It is taken (again) after Jenkins has
+// been read, as the user, when they are not: a policy that names jobs or
+// folders decides on Jenkins's spelling of the path (Jenkins resolves names
+// case-insensitively, Cedar does not) and on a queue item's job; a policy
+// that reads parameters decides a trigger on its effective parameters
+// (defaults included). Nothing that changes Jenkins runs before the final
+// decision.
 func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request.Scope, entry catalog.Tool,
-	prepare func(context.Context) (target, func(context.Context, *call) (any, error), error)) (_ any, _ target, policies []string, _ error) {
+	prepare func(context.Context) (prepared, error)) (_ any, _ target, policies []string, _ error) {
 	p := sc.Principal
-	tg, exec, err := prepare(ctx)
+	pp, err := prepare(ctx)
+	tg := pp.target
 	if err != nil {
 		return nil, tg, nil, err
 	}
 	if err := t.limit(ctx, sc); err != nil {
 		return nil, tg, nil, err
 	}
-	// A policy denial is final before anything reaches Jenkins. A queue
-	// tool under a policy that names jobs or folders is decided on the
-	// queued item's job, which only Jenkins can tell: before asking it,
-	// only authentication and scope are checked.
-	onJob := entry.Resource == catalog.ResourceQueueItem && t.deps.Authorizer.NamesItems()
-	if onJob {
+	// A queue tool under a policy that names jobs or folders is decided on
+	// the queued item's job, which only Jenkins can tell: before asking
+	// it, only authentication and scope are checked.
+	final := entry.Resource == catalog.ResourceQueueItem && t.deps.Authorizer.NamesItems()
+	if final {
 		if d := t.deps.Authorizer.Precheck(authz.Request{Principal: p, Tool: entry.Name}); !d.Allow {
 			return nil, tg, nil, decisionError(d)
 		}
-	} else if policies, err = t.decide(ctx, p, entry, tg); err != nil {
-		return nil, tg, nil, err
+	} else {
+		d := t.authorize(ctx, p, entry, tg)
+		switch {
+		case !d.Allow && (pp.resolve == nil || !d.DependsOnParameters):
+			return nil, tg, nil, decisionError(d) // final whatever Jenkins would say
+		case !d.Allow:
+			final = true // effective parameters may decide otherwise
+		default:
+			policies = d.Policies
+		}
 	}
 	c := &call{principal: p, requestID: sc.ID, target: tg, req: req}
 	if entry.Class == catalog.ClassRead || entry.Class == catalog.ClassSensitive {
@@ -478,9 +515,6 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 			return nil, tg, nil, err
 		}
 		c.cred = cred
-		// When the policy names jobs or folders, decide again on Jenkins's
-		// own spelling of the path (or the queued item's job): Jenkins
-		// resolves names case-insensitively, Cedar does not.
 		if t.deps.Authorizer.NamesItems() {
 			canon, changed, err := t.canonicalTarget(ctx, cred, tg)
 			if errors.Is(err, errUnknownQueueJob) {
@@ -495,15 +529,23 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 				return nil, tg, nil, err
 			}
 			if changed {
-				tg = canon
-				c.target = canon
-				if policies, err = t.decide(ctx, p, entry, tg); err != nil {
-					return nil, tg, nil, err
-				}
+				tg, c.target, final = canon, canon, true
 			}
 		}
+		if pp.resolve != nil {
+			params, err := pp.resolve(ctx, c)
+			if err != nil {
+				return nil, tg, nil, err
+			}
+			tg.params, c.target.params, final = params, params, true
+		}
 	}
-	out, err := exec(ctx, c)
+	if final {
+		if policies, err = t.decide(ctx, p, entry, tg); err != nil {
+			return nil, tg, nil, err
+		}
+	}
+	out, err := pp.exec(ctx, c)
 	if errors.Is(err, jenkins.ErrUnauthorized) {
 		// Jenkins refused the credential: a source that caches one (an
 		// exchanged token) drops it, so the next call gets a fresh one.
@@ -514,12 +556,17 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 	return out, tg, policies, err
 }
 
+// authorize asks the authorizer about one target.
+func (t *Toolset) authorize(ctx context.Context, p identity.Principal, entry catalog.Tool, tg target) authz.Decision {
+	return t.deps.Authorizer.Decide(ctx, authz.Request{
+		Principal: p, Tool: entry.Name, Job: tg.job.String(), Parameters: tg.params,
+	})
+}
+
 // decide asks the authorizer about one target and returns the ids of the
 // policies that allowed it.
 func (t *Toolset) decide(ctx context.Context, p identity.Principal, entry catalog.Tool, tg target) ([]string, error) {
-	dec := t.deps.Authorizer.Decide(ctx, authz.Request{
-		Principal: p, Tool: entry.Name, Job: tg.job.String(), Parameters: tg.params,
-	})
+	dec := t.authorize(ctx, p, entry, tg)
 	if dec.Allow {
 		return dec.Policies, nil
 	}
