@@ -50,6 +50,9 @@ var (
 	// ErrUnavailable: Jenkins could not be reached, timed out, answered 5xx,
 	// or answered something the client cannot use (too large, not JSON).
 	ErrUnavailable = errors.New("jenkins unavailable")
+	// ErrTooLarge: Jenkins's answer is larger than the client reads
+	// (Options.MaxJSONBytes). It is a kind of ErrUnavailable.
+	ErrTooLarge = fmt.Errorf("%w: answer too large", ErrUnavailable)
 )
 
 // Error is a failed Jenkins call. It unwraps to one of the sentinel errors.
@@ -368,7 +371,7 @@ func getJSON[T any](ctx context.Context, c *Client, cl call, parse func([]byte) 
 		return zero, transportError(ctx, cl.op, err)
 	}
 	if int64(len(data)) > c.opts.MaxJSONBytes {
-		return zero, &Error{Op: cl.op, Status: resp.StatusCode, Err: ErrUnavailable, Detail: fmt.Sprintf("answer larger than %d bytes", c.opts.MaxJSONBytes)}
+		return zero, &Error{Op: cl.op, Status: resp.StatusCode, Err: ErrTooLarge, Detail: fmt.Sprintf("answer larger than %d MiB", c.opts.MaxJSONBytes>>20)}
 	}
 	v, err := parse(data)
 	if err != nil {

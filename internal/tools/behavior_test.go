@@ -648,3 +648,28 @@ func TestAudit_OneRecordPerCall(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerJob_WaitingPollsAtMostOnceASecond pins the bound on
+// wait_for_start_seconds: a call waiting for a build that does not start
+// polls the queue with back-off from 250 ms to once a second, not in a
+// tight loop (20 waiting calls once cost 851 Jenkins requests).
+func TestTriggerJob_WaitingPollsAtMostOnceASecond(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jenkinstest.SampleAlice, &envOpts{poll: 250 * time.Millisecond})
+	e.sim.ResetRequests()
+	// The fake clock does not move: the item stays in its quiet period.
+	out := e.ok(t, "trigger_job", map[string]any{"job": "frontend/web-app", "wait_for_start_seconds": 3})
+	if out["state"] == "started" {
+		t.Fatalf("the build started: %v", out)
+	}
+	polls := 0
+	for _, r := range e.sim.Requests() {
+		if strings.Contains(r.Path, "/queue/item/") {
+			polls++
+		}
+	}
+	// 0, 0.25, 0.75, 1.75, 2.75 s: five polls in three seconds.
+	if polls > 6 {
+		t.Errorf("a 3 s wait polled the queue %d times, want at most about one a second", polls)
+	}
+}

@@ -97,7 +97,7 @@ func addListAllJobs(t *Toolset) (*def, error) {
 				}
 				after = cur.After
 			}
-			jobs, err := t.deps.Jenkins.ListJobs(ctx, c.cred, folder, recursive)
+			jobs, err := t.listJobs(ctx, c, folder, recursive)
 			if err != nil {
 				return nil, err
 			}
@@ -278,13 +278,16 @@ func effectiveParams(defs []jenkins.ParamDef, given map[string]any) map[string]a
 }
 
 // waitForStart polls the queue item until it starts or is cancelled, or
-// the wait is over. Polling failures end the wait quietly: the build was
-// queued, which is what the caller must learn.
+// the wait is over. It backs off from Deps.PollInterval (250 ms) to four
+// times that (once a second), so a waiting call costs Jenkins at most about
+// one request a second. Polling failures end the wait quietly: the build
+// was queued, which is what the caller must learn.
 func (t *Toolset) waitForStart(ctx context.Context, c *call, out *TriggerOut, wait time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	tick := time.NewTicker(t.deps.PollInterval)
-	defer tick.Stop()
+	interval, most := t.deps.PollInterval, 4*t.deps.PollInterval
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
 	for {
 		q, err := t.deps.Jenkins.QueueItem(ctx, c.cred, out.QueueID)
 		if err != nil {
@@ -301,8 +304,10 @@ func (t *Toolset) waitForStart(ctx context.Context, c *call, out *TriggerOut, wa
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
+		interval = min(2*interval, most)
+		timer.Reset(interval)
 	}
 }
 

@@ -281,3 +281,65 @@ func TestPolicy_TriggerDecidedOnEffectiveParameters(t *testing.T) {
 	d.ok(t, "trigger_job", map[string]any{"job": "backend/api"})
 	d.fail(t, "trigger_job", map[string]any{"job": "backend/api", "parameters": map[string]any{"DRY_RUN": false}}, "forbidden")
 }
+
+// TestPolicy_ListingsHideWhatThePolicyForbidsReading pins that a folder the
+// policy forbids reading is hidden from listings at the root too, and that
+// paging through a listing stays consistent.
+func TestPolicy_ListingsHideWhatThePolicyForbidsReading(t *testing.T) {
+	t.Parallel()
+	policy := []byte(`@id("all") permit (principal, action, resource);
+@id("no-backend") forbid (principal, action in Action::"read", resource in Folder::"backend");`)
+	admin := &identity.Principal{User: "admin", JenkinsUser: "admin", Scopes: []string{"jenkins:read", "jenkins:build"}}
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: admin, policy: policy})
+	var names []string
+	args := map[string]any{"limit": 2}
+	for page := 0; ; page++ {
+		out := e.ok(t, "list_all_jobs", args)
+		names = append(names, jobNames(out)...)
+		next, _ := out["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		args = map[string]any{"limit": 2, "cursor": next}
+		if page > 50 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("the listing is empty")
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "backend/") {
+			t.Errorf("the listing shows %s, in a folder the policy forbids reading", n)
+		}
+	}
+	e.fail(t, "get_job", map[string]any{"job": "backend/api"}, "forbidden")
+}
+
+// TestListAllJobs_PagingCostsOneJenkinsListing pins the listing cache:
+// paging through a listing asks Jenkins once, not once per page.
+func TestListAllJobs_PagingCostsOneJenkinsListing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jenkinstest.SampleAdmin, nil)
+	e.sim.ResetRequests()
+	args := map[string]any{"limit": 1}
+	pages := 0
+	for {
+		out := e.ok(t, "list_all_jobs", args)
+		pages++
+		next, _ := out["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		args = map[string]any{"limit": 1, "cursor": next}
+	}
+	listing := 0
+	for _, r := range e.sim.Requests() {
+		if strings.Contains(r.Path, "api/json") && strings.Contains(r.Query, "jobs") {
+			listing++
+		}
+	}
+	if pages < 3 || listing != 1 {
+		t.Errorf("%d pages cost %d Jenkins listings, want 1", pages, listing)
+	}
+}

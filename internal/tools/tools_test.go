@@ -1,6 +1,7 @@
 package tools_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -69,6 +70,7 @@ type envOpts struct {
 	connectURL string
 	caps       *mcp.ClientCapabilities
 	rootURL    string // the simulator's configured root URL
+	poll       time.Duration // trigger_job's first poll interval; 0: 10ms
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -115,7 +117,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		Scope:        tools.FixedPrincipal(p),
 		Now:          clock.Now,
 		Version:      "test",
-		PollInterval: 10 * time.Millisecond,
+		PollInterval: cmp.Or(o.poll, 10*time.Millisecond),
 		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

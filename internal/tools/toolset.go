@@ -52,8 +52,9 @@ type Deps struct {
 	// ConnectURL is where a user links their Jenkins account (public_url +
 	// /connect); empty in stdio mode.
 	ConnectURL string
-	// PollInterval is how often trigger_job polls the queue while waiting
-	// for a build to start. Default 500ms.
+	// PollInterval is the first interval at which trigger_job polls the
+	// queue while waiting for a build to start; it doubles up to four
+	// times that. Default 250ms (so at most one poll a second).
 	PollInterval time.Duration
 	// Limiter, if set, bounds each user's calls (docs/tools.md rate_limited).
 	Limiter ratelimit.Limiter
@@ -71,6 +72,8 @@ type Toolset struct {
 	// canonicalTarget), per user and exact spelling asked.
 	canonMu sync.Mutex
 	canon   map[string]canonEntry
+
+	listings listings
 }
 
 type canonEntry struct {
@@ -100,7 +103,7 @@ func New(deps Deps) (*Toolset, error) {
 		deps.Now = time.Now
 	}
 	if deps.PollInterval <= 0 {
-		deps.PollInterval = 500 * time.Millisecond
+		deps.PollInterval = 250 * time.Millisecond
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -115,6 +118,7 @@ func New(deps Deps) (*Toolset, error) {
 		return nil, fmt.Errorf("tools: a Scope function is required")
 	}
 	t := &Toolset{deps: deps}
+	t.listings.now = deps.Now
 	handlers := map[string]*def{}
 	for _, add := range []func(*Toolset) (*def, error){
 		addHealth, addTime, addWhoami,

@@ -1,0 +1,133 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/catalog"
+	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/jobpath"
+)
+
+// Bounds of the listing cache: paging through a listing costs one Jenkins
+// listing, not one per page.
+const (
+	listingTTL = 30 * time.Second
+	// listingMax bounds the listings held; the oldest goes first.
+	listingMax = 64
+)
+
+// listings remembers, per caller and folder, the jobs a listing showed
+// them (Jenkins's answer filtered by the policy) for listingTTL, and merges
+// concurrent fetches of the same listing into one.
+type listings struct {
+	now   func() time.Time
+	group singleflight.Group
+
+	mu      sync.Mutex
+	entries map[string]listingEntry
+}
+
+type listingEntry struct {
+	jobs  []jenkins.JobSummary
+	until time.Time
+}
+
+// listingKey names a listing: who asks (user, groups, scopes and the
+// Jenkins account, since both Jenkins and the policy answer per caller) and
+// what (folder, recursion).
+func listingKey(p identity.Principal, cred jenkins.Credential, folder jobpath.Path, recursive bool) string {
+	groups := slices.Clone(p.Groups)
+	slices.Sort(groups)
+	scopes := slices.Clone(p.Scopes)
+	slices.Sort(scopes)
+	return strings.Join([]string{p.User, cred.User, strings.Join(groups, "\x01"), strings.Join(scopes, "\x01"),
+		folder.String(), strconv.FormatBool(recursive)}, "\x00")
+}
+
+// get returns the listing of key, fetching it with fetch when it is not
+// held or has expired.
+func (l *listings) get(ctx context.Context, key string, fetch func(context.Context) ([]jenkins.JobSummary, error)) ([]jenkins.JobSummary, error) {
+	now := l.now()
+	l.mu.Lock()
+	e, ok := l.entries[key]
+	l.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.jobs, nil
+	}
+	v, err, _ := l.group.Do(key, func() (any, error) {
+		jobs, err := fetch(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.entries == nil {
+			l.entries = map[string]listingEntry{}
+		}
+		if len(l.entries) >= listingMax {
+			oldest := ""
+			for k, e := range l.entries {
+				if oldest == "" || e.until.Before(l.entries[oldest].until) {
+					oldest = k
+				}
+			}
+			delete(l.entries, oldest)
+		}
+		l.entries[key] = listingEntry{jobs: jobs, until: l.now().Add(listingTTL)}
+		return jobs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]jenkins.JobSummary), nil
+}
+
+// visibleJobs keeps the jobs the policy lets p call get_job on: a job a
+// policy hides is hidden from listings too. When no policy names a job or
+// folder, the decision is the same for every job, so it is taken once.
+func (t *Toolset) visibleJobs(ctx context.Context, p identity.Principal, jobs []jenkins.JobSummary) []jenkins.JobSummary {
+	allowed := func(name string) bool {
+		return t.deps.Authorizer.Decide(ctx, authz.Request{Principal: p, Tool: catalog.GetJob, Job: name}).Allow
+	}
+	if !t.deps.Authorizer.NamesItems() {
+		if len(jobs) == 0 || allowed(jobs[0].FullName) {
+			return jobs
+		}
+		return nil
+	}
+	out := make([]jenkins.JobSummary, 0, len(jobs))
+	for _, j := range jobs {
+		if allowed(j.FullName) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// listJobs is the listing of folder for the call's caller, from the cache
+// or from Jenkins, filtered by the policy.
+func (t *Toolset) listJobs(ctx context.Context, c *call, folder jobpath.Path, recursive bool) ([]jenkins.JobSummary, error) {
+	key := listingKey(c.principal, c.cred, folder, recursive)
+	jobs, err := t.listings.get(ctx, key, func(ctx context.Context) ([]jenkins.JobSummary, error) {
+		jobs, err := t.deps.Jenkins.ListJobs(ctx, c.cred, folder, recursive)
+		if err != nil {
+			return nil, err
+		}
+		return t.visibleJobs(ctx, c.principal, jobs), nil
+	})
+	if errors.Is(err, jenkins.ErrTooLarge) {
+		e := Errorf(CodeJenkinsUnavailable, "Jenkins's job listing is larger than Butler reads (32 MiB); list one folder at a time with folder, and recursive=false for the largest")
+		return nil, e
+	}
+	return jobs, err
+}
