@@ -103,6 +103,9 @@ func (l policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 // annotation, else "policy<N>" (N counting from 0 in source order, as
 // cedar.NewPolicySetFromBytes names them).
 func compile(src []byte, name string) (policyList, error) {
+	if err := checkNesting(src, name); err != nil {
+		return nil, err
+	}
 	list, err := cedar.NewPolicyListFromBytes(name, src)
 	if err != nil {
 		return nil, parseError(err, name)
@@ -251,6 +254,58 @@ func policyReferences(p *cedar.Policy) references {
 		})
 	}
 	return r
+}
+
+// MaxNesting bounds how deeply a policy may nest brackets and unary
+// operators: Cedar's parser recurses on each level, and a policy of a
+// million nested "!" would exhaust the stack.
+const MaxNesting = 200
+
+// checkNesting refuses a policy source nested deeper than MaxNesting:
+// brackets ((, [, {) open a level, and so does each unary operator (!, -)
+// in a row. It skips string literals and comments, and runs before the
+// parser sees the source.
+func checkNesting(src []byte, name string) error {
+	depth, unary, line := 0, 0, 1
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch {
+		case c == '\n':
+			line++
+			continue
+		case c == '"':
+			for i++; i < len(src) && src[i] != '"'; i++ {
+				if src[i] == '\\' {
+					i++
+				} else if src[i] == '\n' {
+					line++
+				}
+			}
+			unary = 0
+			continue
+		case c == '/' && i+1 < len(src) && src[i+1] == '/':
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+			line++
+			continue
+		case c == ' ' || c == '\t' || c == '\r':
+			continue
+		case c == '(' || c == '[' || c == '{':
+			depth++
+		case c == ')' || c == ']' || c == '}':
+			depth--
+		}
+		if c == '!' && (i+1 >= len(src) || src[i+1] != '=') || c == '-' {
+			unary++
+		} else {
+			unary = 0
+		}
+		if depth+unary > MaxNesting {
+			return &PolicyError{File: name, Line: line, Msg: fmt.Sprintf("nested deeper than %d levels (brackets and unary operators); Butler refuses such policies", MaxNesting)}
+		}
+	}
+	return nil
 }
 
 // readsParameters reports whether p's conditions may read

@@ -121,3 +121,24 @@ permit (principal, action == Action::"whoami", resource);`), "p.cedar")
 		t.Errorf("PolicyIDs = %q, want %q", got, want)
 	}
 }
+
+// TestValidatePolicy_RefusesDeepNesting pins that a policy nested deeper
+// than MaxNesting is refused with a clear error, not a stack overflow.
+func TestValidatePolicy_RefusesDeepNesting(t *testing.T) {
+	t.Parallel()
+	for name, src := range map[string]string{
+		"a million !":   "permit (principal, action, resource) when { " + strings.Repeat("!", 1000000) + "true };",
+		"deep brackets": "permit (principal, action, resource) when { " + strings.Repeat("(", 300) + "true" + strings.Repeat(")", 300) + " };",
+		"deep sets":     "permit (principal, action, resource) when { " + strings.Repeat("[", 300) + strings.Repeat("]", 300) + " == [] };",
+	} {
+		err := ValidatePolicy([]byte(src), "deep.cedar")
+		if err == nil || !strings.Contains(err.Error(), "nested deeper than 200") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Ordinary policies, with != and negative numbers, pass.
+	ok := `permit (principal, action, resource) when { !(context.client_id != "x") && -1 < 2 && "a(b" == "a(b" }; // ((((`
+	if err := ValidatePolicy([]byte(ok), "ok.cedar"); err != nil {
+		t.Errorf("an ordinary policy: %v", err)
+	}
+}

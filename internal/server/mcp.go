@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -32,15 +31,6 @@ func NewMCPServer(ts *tools.Toolset, version string, logger *slog.Logger) *mcp.S
 	})
 	ts.Register(s)
 	return s
-}
-
-// RunStdio serves MCP over stdin/stdout until the client disconnects or
-// ctx ends.
-func RunStdio(ctx context.Context, s *mcp.Server) error {
-	if err := s.Run(ctx, &mcp.StdioTransport{}); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("stdio: %w", err)
-	}
-	return nil
 }
 
 // ScopeOf is the tools' Scope function over HTTP: the scope the chain
