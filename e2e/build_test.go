@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/butler-mcp/butler/internal/audit"
+	"github.com/butler-mcp/butler/internal/store"
 )
 
 // demoOnly are the packages and modules that only the demo needs: the
@@ -139,5 +144,40 @@ func TestDemo_TwoDemosKeepTheirOwnState(t *testing.T) {
 	// The second demo has stopped; the first one's state is intact.
 	if out, stderr, code := runButler(t, env, "demo", "token", "--user", "bob"); code != 0 || strings.Count(out, ".") != 2 {
 		t.Errorf("demo token after the second demo stopped: exit %d %q %s", code, out, stderr)
+	}
+}
+
+// TestAudit_TableEscapesControlCharacters pins that `butler audit`'s table
+// shows control characters escaped: a tool name or reason a client chose
+// can neither forge a row nor drive the terminal.
+func TestAudit_TableEscapesControlCharacters(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "audit.db")
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := "x\n2026-01-01T00:00:00Z  allow  admin  trigger_job  prod/deploy\x1b[2J\x1b[31m\r\t\u202e"
+	if err := st.AppendAudit(context.Background(), []audit.Record{{Time: time.Now(), RequestID: "r", User: "mallory" + forged,
+		Tool: "unknown", Resource: forged, Decision: "error", Code: "invalid_argument", Reason: "tool " + forged}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	cfg := filepath.Join(dir, "butler.yaml")
+	if err := os.WriteFile(cfg, []byte("store:\n  dsn: "+dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runButler(t, nil, "audit", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("audit: %d %s", code, stderr)
+	}
+	if lines := strings.Split(strings.TrimRight(out, "\n"), "\n"); len(lines) != 2 {
+		t.Errorf("the table has %d lines for one record, want a header and one row:\n%s", len(lines), out)
+	}
+	for _, c := range []string{"\x1b", "\r", "\u202e"} {
+		if strings.Contains(out, c) {
+			t.Errorf("the table holds a raw %q", c)
+		}
 	}
 }

@@ -195,11 +195,11 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
-// cell is a field of the audit table with every control character (a
-// newline, a tab, a terminal escape) escaped, so that a value a client
+// cell is a field of the audit table with every control or format
+// character (a newline, a tab, a terminal escape, a bidi override) escaped, so that a value a client
 // chose can neither forge a row nor drive the terminal.
 func cell(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) < 0 {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) || r == utf8.RuneError }) < 0 {
 		return s
 	}
 	q := strconv.QuoteToGraphic(s)

@@ -662,10 +662,19 @@ func (t *Toolset) limit(ctx context.Context, sc *request.Scope) error {
 	return e
 }
 
+// MaxAnswerBytes bounds a tool's answer (its JSON). Every tool pages or
+// truncates below it by itself; this is the backstop that holds whatever
+// Jenkins returns.
+const MaxAnswerBytes = 4 << 20
+
 func success(out any) (*mcp.CallToolResult, error) {
 	data, err := json.Marshal(out)
 	if err != nil {
 		return nil, fmt.Errorf("tools: encoding output: %w", err)
+	}
+	if len(data) > MaxAnswerBytes {
+		return failure(Errorf(CodeInvalidArgument, "the answer would be %d MiB, over Butler's %d MiB limit: ask for less (a smaller limit or max_bytes, one folder)",
+			len(data)>>20, MaxAnswerBytes>>20)), nil
 	}
 	return &mcp.CallToolResult{
 		Content:           []mcp.Content{&mcp.TextContent{Text: string(data)}},
