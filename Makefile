@@ -2,7 +2,7 @@
 GO      ?= go
 PKGS    ?= ./...
 
-.PHONY: test unit e2e interop lint bench fuzz demo build build-dev
+.PHONY: test unit e2e interop lint bench fuzz demo build build-dev soak faults
 
 test: lint ## vet, format check, and every test with the race detector
 	$(GO) test -race -count=1 $(PKGS)
@@ -23,10 +23,26 @@ lint: ## gofmt and go vet
 bench: ## benchmarks (numbers quoted in docs/development.md)
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 
-fuzz: ## each fuzz target for 30s
-	$(GO) test -run='^$$' -fuzz=FuzzParse$$ -fuzztime=30s ./internal/jobpath/
-	$(GO) test -run='^$$' -fuzz=FuzzParseJenkinsJSON -fuzztime=30s ./internal/jenkins/
-	$(GO) test -run='^$$' -fuzz=FuzzParse$$ -fuzztime=30s ./internal/config/
+FUZZTIME ?= 30s
+
+# Every parser of untrusted input has a fuzz target; `make fuzz` runs each
+# for FUZZTIME (make fuzz FUZZTIME=10m for the long run).
+FUZZ_TARGETS = \
+	./internal/jobpath:FuzzParse \
+	./internal/jenkins:FuzzParseJenkinsJSON \
+	./internal/jenkins:FuzzSearchLog \
+	./internal/config:FuzzParse \
+	./internal/authn:FuzzVerify \
+	./internal/authn:FuzzBearerToken \
+	./internal/authn:FuzzChallenge \
+	./internal/server:FuzzParseBody \
+	./internal/authz:FuzzDecide \
+	./internal/catalog:FuzzQuote
+
+fuzz: ## each fuzz target for FUZZTIME (30s)
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$pkg $$fn"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; done
 
 demo: ## run the demo
 	$(GO) run ./cmd/butler demo
