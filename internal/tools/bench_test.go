@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -96,4 +100,135 @@ func BenchmarkListAllJobs(b *testing.B) {
 			}
 		})
 	}
+}
+
+// replay answers each request URI with the answer h gave the first time.
+func replay(h http.Handler) http.Handler {
+	var mu sync.Mutex
+	seen := map[string]*httptest.ResponseRecorder{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Method + " " + r.URL.RequestURI() + " " + r.Header.Get("Authorization")
+		mu.Lock()
+		rec, ok := seen[key]
+		if !ok {
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			seen[key] = rec
+		}
+		mu.Unlock()
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	})
+}
+
+// hugeInstance is 100,000 jobs: 20 folders of 5,000.
+func hugeInstance(b *testing.B) *jenkinstest.Server {
+	sim := jenkinstest.New(&jenkinstest.Options{Executors: -1})
+	sim.AddUser("admin", "Admin", "admin-token")
+	sim.Grant("admin", "", jenkinstest.PermAdminister)
+	for i := range 20 {
+		f := fmt.Sprintf("team-%02d", i)
+		if err := sim.AddFolder(f); err != nil {
+			b.Fatal(err)
+		}
+		for n := range 5000 {
+			if err := sim.AddJob(fmt.Sprintf("%s/job-%04d", f, n), jenkinstest.JobSpec{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return sim
+}
+
+// BenchmarkListAllJobs100k pages through 100,000 jobs with list_all_jobs
+// (500 a page): "first_page" is a call that must fetch the listing from
+// Jenkins, "later_page" one served from the 30 s listing cache (the
+// baseline of the same run: the cost of the tool around the listing), and
+// "ten_concurrent_first_pages" is ten callers with their own listings at
+// once, reporting the peak heap in use (peak-MB; the target is 150 MB).
+func BenchmarkListAllJobs100k(b *testing.B) {
+	// The simulator renders each answer once; later requests for the same
+	// URL get the recorded bytes, so the heap measured is Butler's, not
+	// the simulator's rendering.
+	hs := httptest.NewServer(replay(hugeInstance(b)))
+	defer hs.Close()
+	newSet := func(b *testing.B) (*tools.Toolset, *mcp.ClientSession) {
+		jc, err := jenkins.New(hs.URL, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := identity.Principal{User: "admin", JenkinsUser: "admin", Local: true}
+		ts, err := tools.New(tools.Deps{
+			Jenkins:     jc,
+			Credentials: credentials.Local{Credential: jenkins.Credential{User: "admin", APIToken: "admin-token"}},
+			Authorizer:  authz.New(nil),
+			Scope:       tools.FixedPrincipal(p),
+			Logger:      slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ts, connect(b, ts, nil)
+	}
+	call := func(b *testing.B, cs *mcp.ClientSession, cursor string) string {
+		args := map[string]any{"limit": 500}
+		if cursor != "" {
+			args["cursor"] = cursor
+		}
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "list_all_jobs", Arguments: args})
+		if err != nil || res.IsError {
+			b.Fatalf("list_all_jobs: %v %v", err, res)
+		}
+		out := res.StructuredContent.(map[string]any)
+		next, _ := out["next_cursor"].(string)
+		return next
+	}
+	b.Run("first_page", func(b *testing.B) {
+		for b.Loop() {
+			_, cs := newSet(b) // a new toolset: nothing cached
+			call(b, cs, "")
+		}
+	})
+	b.Run("later_page", func(b *testing.B) {
+		_, cs := newSet(b)
+		next := call(b, cs, "")
+		b.ResetTimer()
+		for b.Loop() {
+			if n := call(b, cs, next); n != "" {
+				next = n
+			}
+		}
+	})
+	b.Run("ten_concurrent_first_pages", func(b *testing.B) {
+		var peak uint64
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			var ms runtime.MemStats
+			for {
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+		for b.Loop() {
+			var wg sync.WaitGroup
+			for range 10 {
+				_, cs := newSet(b)
+				wg.Go(func() { call(b, cs, "") })
+			}
+			wg.Wait()
+		}
+		close(stop)
+		<-sampled
+		b.ReportMetric(float64(peak)/1e6, "peak-MB")
+	})
 }
