@@ -69,7 +69,7 @@ type envOpts struct {
 	creds      credentials.Source // nil: the user's sample token
 	connectURL string
 	caps       *mcp.ClientCapabilities
-	rootURL    string // the simulator's configured root URL
+	rootURL    string        // the simulator's configured root URL
 	poll       time.Duration // trigger_job's first poll interval; 0: 10ms
 }
 

@@ -279,7 +279,7 @@ type spec[In, Out any] struct {
 	// arguments (a trigger's effective parameters) and returns the policy
 	// context's parameters; what it sets in c.resolved reaches run.
 	resolve func(ctx context.Context, c *call, in *In) (map[string]any, error)
-	run    func(ctx context.Context, c *call, in *In) (*Out, error)
+	run     func(ctx context.Context, c *call, in *In) (*Out, error)
 }
 
 func add[In, Out any](t *Toolset, s spec[In, Out]) (*def, error) {
