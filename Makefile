@@ -44,6 +44,9 @@ fuzz: ## each fuzz target for FUZZTIME (30s)
 		echo "== $$pkg $$fn"; \
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; done
 
+soak: ## 50 concurrent clients for 5 minutes against butler serve (CI runs 60 s)
+	BUTLER_SOAK_SECONDS=$${BUTLER_SOAK_SECONDS:-300} $(GO) test -race -count=1 -timeout 30m -run '^TestSoak$$' -v ./e2e/ | grep -v '^=== '
+
 demo: ## run the demo
 	$(GO) run ./cmd/butler demo
 
