@@ -47,6 +47,9 @@ fuzz: ## each fuzz target for FUZZTIME (30s)
 soak: ## 50 concurrent clients for 5 minutes against butler serve (CI runs 60 s)
 	BUTLER_SOAK_SECONDS=$${BUTLER_SOAK_SECONDS:-300} $(GO) test -race -count=1 -timeout 30m -run '^TestSoak$$' -v ./e2e/ | grep -v '^=== '
 
+faults: ## take the IdP, Jenkins and Redis away under butler serve (stops and restarts the local Redis)
+	BUTLER_FAULTS=1 $(GO) test -race -count=1 -p 1 -timeout 20m -run '^TestFault' -v ./e2e/ | grep -v '^=== '
+
 demo: ## run the demo
 	$(GO) run ./cmd/butler demo
 
