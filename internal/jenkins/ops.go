@@ -122,6 +122,11 @@ func listTree(depth int) string {
 // were cut off by the tree depth are returned in deeper.
 func collect(prefix string, items []wireTreeItem, recursive bool, jobs *[]JobSummary, deeper *[]jobpath.Path) {
 	for _, it := range items {
+		if it.Name == "" {
+			// Jenkins names every item; an answer that does not cannot be
+			// listed under any path (found by FuzzParseJenkinsJSON).
+			continue
+		}
 		full := it.Name
 		if prefix != "" {
 			full = prefix + "/" + it.Name
