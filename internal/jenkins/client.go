@@ -371,7 +371,7 @@ func getJSON[T any](ctx context.Context, c *Client, cl call, parse func([]byte) 
 		return zero, transportError(ctx, cl.op, err)
 	}
 	if int64(len(data)) > c.opts.MaxJSONBytes {
-		return zero, &Error{Op: cl.op, Status: resp.StatusCode, Err: ErrTooLarge, Detail: fmt.Sprintf("answer larger than %d MiB", c.opts.MaxJSONBytes>>20)}
+		return zero, &Error{Op: cl.op, Status: resp.StatusCode, Err: ErrTooLarge, Detail: fmt.Sprintf("answer larger than %d bytes", c.opts.MaxJSONBytes)}
 	}
 	v, err := parse(data)
 	if err != nil {
