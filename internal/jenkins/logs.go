@@ -4,12 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/butler-mcp/butler/internal/jobpath"
@@ -173,6 +179,195 @@ func tailChunk(buf []byte, start, size int64, running bool, n, maxBytes int) *Lo
 	return &LogChunk{Text: text, Start: end - int64(len(text)), Next: end, Size: max(size, end), Running: running}
 }
 
+// Search limits (docs/tools.md, search_build_log).
+const (
+	// DefaultSearchTimeout is how long a search scans before it returns
+	// what it found, with TimedOut set.
+	DefaultSearchTimeout = 10 * time.Second
+	// MaxAnswerBytes bounds the text of one search's result: the lines of
+	// its matches and of their context, each counted where it appears and
+	// as long as it is in JSON (see jsonLen: a '<' counts 6), so the
+	// answer's JSON stays about as small.
+	MaxAnswerBytes = 1 << 20
+	// MaxPatternInsts bounds the size of a regular expression's compiled
+	// RE2 program, and MaxPatternRepeat its repeat counts ({n,m}): the
+	// cost of matching a line grows with the program.
+	MaxPatternInsts  = 1000
+	MaxPatternRepeat = 100
+)
+
+// ErrPatternTooComplex is wrapped by CompilePattern's error for a regular
+// expression over MaxPatternInsts or MaxPatternRepeat.
+var ErrPatternTooComplex = errors.New("pattern too complex")
+
+// Pattern is what a log search looks for; see CompilePattern.
+type Pattern struct {
+	re *regexp.Regexp
+	// A literal pattern is matched as bytes, on the same lines as re but
+	// much faster: lit is the text itself (unless it holds U+FFFD), or
+	// with fold its case-folded form (see foldAppend), to find in the
+	// folded line.
+	literal, fold bool
+	lit           []byte
+}
+
+// CompilePattern compiles a search pattern: pattern is literal text unless
+// regex, then an RE2 regular expression; ignoreCase matches regardless of
+// case (RE2's (?i)). An invalid regular expression is the *syntax.Error
+// regexp.Compile returns; one whose program has more than MaxPatternInsts
+// instructions or with a repeat count over MaxPatternRepeat is an error
+// wrapping ErrPatternTooComplex that says which. Literal text is never too
+// complex: its program grows with its length only, and it is matched
+// without backtracking.
+func CompilePattern(pattern string, regex, ignoreCase bool) (*Pattern, error) {
+	expr := pattern
+	if !regex {
+		expr = regexp.QuoteMeta(pattern)
+	}
+	if ignoreCase {
+		expr = "(?i)" + expr
+	}
+	if regex {
+		if err := checkComplexity(expr); err != nil {
+			return nil, err
+		}
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pattern{re: re}
+	switch {
+	case regex:
+	case !ignoreCase && strings.ContainsRune(pattern, utf8.RuneError):
+		// RE2 reads a byte that is not UTF-8 as U+FFFD; the bytes of the
+		// literal would not match it.
+	case ignoreCase:
+		p.literal, p.fold, p.lit = true, true, foldAppend(nil, []byte(pattern))
+	default:
+		p.literal, p.lit = true, []byte(pattern)
+	}
+	return p, nil
+}
+
+// checkComplexity parses expr as regexp.Compile does and refuses it when
+// its syntax tree repeats over MaxPatternRepeat or its program exceeds
+// MaxPatternInsts.
+func checkComplexity(expr string) error {
+	tree, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return err
+	}
+	if rep := bigRepeat(tree); rep != nil {
+		return fmt.Errorf("%w: it repeats %s, more than %d times", ErrPatternTooComplex, repeatString(rep), MaxPatternRepeat)
+	}
+	prog, err := syntax.Compile(tree.Simplify())
+	if err != nil {
+		return err
+	}
+	if n := len(prog.Inst); n > MaxPatternInsts {
+		return fmt.Errorf("%w: it compiles to %d RE2 instructions, more than %d", ErrPatternTooComplex, n, MaxPatternInsts)
+	}
+	return nil
+}
+
+// bigRepeat returns the first repeat in re whose count is over
+// MaxPatternRepeat, or nil.
+func bigRepeat(re *syntax.Regexp) *syntax.Regexp {
+	if re.Op == syntax.OpRepeat && (re.Min > MaxPatternRepeat || re.Max > MaxPatternRepeat) {
+		return re
+	}
+	for _, sub := range re.Sub {
+		if r := bigRepeat(sub); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+func repeatString(re *syntax.Regexp) string {
+	switch {
+	case re.Max == -1:
+		return fmt.Sprintf("{%d,}", re.Min)
+	case re.Min == re.Max:
+		return fmt.Sprintf("{%d}", re.Min)
+	default:
+		return fmt.Sprintf("{%d,%d}", re.Min, re.Max)
+	}
+}
+
+// matcher returns the function that tells whether a line matches; it
+// keeps a buffer of its own, so one search uses one matcher.
+func (p *Pattern) matcher() func(line []byte) bool {
+	switch {
+	case p.fold:
+		var buf []byte
+		return func(line []byte) bool {
+			buf = foldAppend(buf[:0], line)
+			return bytes.Contains(buf, p.lit)
+		}
+	case p.literal:
+		return func(line []byte) bool { return bytes.Contains(line, p.lit) }
+	}
+	return p.re.Match
+}
+
+// foldAppend appends src to dst with every character replaced by the
+// smallest of its case-folding orbit (unicode.SimpleFold), and every byte
+// that is not UTF-8 by U+FFFD. Two characters fold alike exactly when RE2's
+// (?i) matches one with the other, and RE2 reads a byte that is not UTF-8
+// as U+FFFD: so (?i) plus a quoted literal matches a line exactly when the
+// folded literal occurs in the folded line. (The folded text is UTF-8, and
+// an occurrence of UTF-8 text in UTF-8 text starts and ends at character
+// boundaries.)
+func foldAppend(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		if c := src[i]; c < utf8.RuneSelf {
+			dst = append(dst, asciiFold[c])
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(src[i:])
+		dst = utf8.AppendRune(dst, foldRune(r))
+		i += n
+	}
+	return dst
+}
+
+// asciiFold folds ASCII: the smallest of 'a' and 'A' is 'A'; the orbits
+// of k and s hold non-ASCII characters too, but K and S are still their
+// smallest.
+var asciiFold = func() (t [utf8.RuneSelf]byte) {
+	for c := range t {
+		t[c] = byte(foldRune(rune(c)))
+	}
+	return t
+}()
+
+func foldRune(r rune) rune {
+	m := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		m = min(m, f)
+	}
+	return m
+}
+
+// SearchOptions are the limits of one log search.
+type SearchOptions struct {
+	// MaxMatches is the most matches returned (at least 1).
+	MaxMatches int
+	// ContextLines is how many lines before and after each match are
+	// returned with it.
+	ContextLines int
+	// Timeout bounds the scan, from Jenkins's answer on; 0 means
+	// DefaultSearchTimeout. Reaching it is not an error: the result holds
+	// what was found, with TimedOut set.
+	Timeout time.Duration
+	// MaxAnswerBytes bounds the text of the result (see MaxAnswerBytes,
+	// its default when 0).
+	MaxAnswerBytes int
+}
+
 // Match is one line of a log search.
 type Match struct {
 	LineNumber int // 1-based over the whole console text
@@ -184,9 +379,12 @@ type Match struct {
 // SearchResult is the outcome of a log search.
 type SearchResult struct {
 	Matches []Match
-	// Truncated: the search stopped early, at maxMatches or at the scan
-	// limit, so more matches may exist.
+	// Truncated: the search stopped early, so more matches may exist:
+	// at MaxMatches, at the answer limit, at the scan limit or at the
+	// timeout.
 	Truncated bool
+	// TimedOut: the search stopped at its Timeout.
+	TimedOut bool
 	// ScannedBytes is how much of the log was read.
 	ScannedBytes int64
 }
@@ -195,24 +393,69 @@ type SearchResult struct {
 // matched on their first maxLineBytes).
 const maxLineBytes = 4096
 
-// SearchLog scans the console text line by line for re, returning at most
-// maxMatches matches each with contextLines lines before and after. It
-// streams the log and reads at most MaxScanBytes of it.
-func (c *Client) SearchLog(ctx context.Context, cred Credential, job jobpath.Path, number int64, re *regexp.Regexp, maxMatches, contextLines int) (*SearchResult, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	resp, _, _, err := c.openLog(ctx, cred, job, number, 0)
+// errNoAnswer and errSearchTimeout say which clock cancelled a search's
+// request.
+var (
+	errNoAnswer      = errors.New("jenkins did not answer in time")
+	errSearchTimeout = errors.New("search timed out")
+)
+
+// SearchLog scans the console text line by line for p, returning at most
+// o.MaxMatches matches each with o.ContextLines lines before and after. It
+// streams the log, holding only a line buffer, the context lines and the
+// matches found (at most o.MaxAnswerBytes of text), and reads at most
+// MaxScanBytes of it.
+//
+// Jenkins must start answering within the client's Timeout, as for any
+// call; from then on only the search's own o.Timeout bounds it, whether
+// matching is slow or Jenkins sends the log slowly, and reaching it ends
+// the search with what it found, not with an error.
+func (c *Client) SearchLog(ctx context.Context, cred Credential, job jobpath.Path, number int64, p *Pattern, o SearchOptions) (*SearchResult, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultSearchTimeout
+	}
+	if o.MaxAnswerBytes <= 0 {
+		o.MaxAnswerBytes = MaxAnswerBytes
+	}
+	op := "search log of " + buildName(job, number)
+	// The request lives as long as the scan; two clocks may cancel it: the
+	// client's timeout until the answer starts, then the search's.
+	reqCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	answer := time.AfterFunc(c.opts.Timeout, func() { cancel(errNoAnswer) })
+	resp, _, _, err := c.openLog(reqCtx, cred, job, number, 0)
+	answer.Stop()
+	if context.Cause(reqCtx) == errNoAnswer {
+		// The client's timeout ran out before the answer came (or just as
+		// it came: then its body is already cut).
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, &Error{Op: op, Err: ErrUnavailable, Timeout: true, Detail: "timed out"}
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	scanClock := time.AfterFunc(o.Timeout, func() { cancel(errSearchTimeout) })
+	defer scanClock.Stop()
+	// Whatever ends the request (the search's clock, the caller) also
+	// stops a scan busy matching lines already read; a read of a stalled
+	// log fails at once.
+	var stop atomic.Bool
+	defer context.AfterFunc(reqCtx, func() { stop.Store(true) })()
 	limited := &countingReader{r: io.LimitReader(resp.Body, c.opts.MaxScanBytes)}
-	res, err := scanLog(limited, re, maxMatches, contextLines)
-	if err != nil {
-		return nil, transportError(ctx, "search log of "+buildName(job, number), err)
-	}
+	res, err := scan(limited, p, o, &stop)
 	res.ScannedBytes = limited.n
-	if limited.n >= c.opts.MaxScanBytes {
+	switch {
+	case err != nil && context.Cause(reqCtx) == errSearchTimeout:
+		// Not an error: the answer is what was found in time.
+		res.TimedOut, res.Truncated = true, true
+	case errors.Is(err, errStopped):
+		return nil, transportError(reqCtx, op, context.Cause(ctx))
+	case err != nil:
+		return nil, transportError(reqCtx, op, err)
+	case limited.n >= c.opts.MaxScanBytes:
 		res.Truncated = true
 	}
 	return res, nil
@@ -229,85 +472,242 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// scanLog is the search itself, separate from HTTP so it can be fuzzed.
+// scanLog is the search with the default answer limit and no timeout, as
+// the tests call it.
 func scanLog(r io.Reader, re *regexp.Regexp, maxMatches, contextLines int) (*SearchResult, error) {
-	res := &SearchResult{Matches: []Match{}}
-	br := bufio.NewReaderSize(r, 64<<10)
-	var (
-		before  []string // ring of the last contextLines lines
-		pending []int    // indexes of matches still collecting after-lines
-		lineNo  int
-	)
-	for {
-		line, err := readLine(br)
-		if err != nil && err != io.EOF {
-			return nil, err
-		}
-		if err == io.EOF && line == nil {
-			break
-		}
-		lineNo++
-		s := string(line)
-		// Feed after-context of earlier matches.
-		kept := pending[:0]
-		for _, i := range pending {
-			m := &res.Matches[i]
-			m.After = append(m.After, s)
-			if len(m.After) < contextLines {
-				kept = append(kept, i)
-			}
-		}
-		pending = kept
-		if re.MatchString(s) {
-			if len(res.Matches) == maxMatches {
-				res.Truncated = true
-				break
-			}
-			res.Matches = append(res.Matches, Match{LineNumber: lineNo, Line: s, Before: append([]string{}, before...), After: []string{}})
-			if contextLines > 0 {
-				pending = append(pending, len(res.Matches)-1)
-			}
-		}
-		if contextLines > 0 {
-			if len(before) == contextLines {
-				before = append(before[:0], before[1:]...)
-			}
-			before = append(before, s)
-		}
-		if err == io.EOF {
-			break
-		}
+	res, err := scan(r, &Pattern{re: re}, SearchOptions{MaxMatches: maxMatches, ContextLines: contextLines, MaxAnswerBytes: MaxAnswerBytes}, nil)
+	if err != nil {
+		return nil, err
 	}
 	return res, nil
 }
 
-// readLine returns the next line without its newline, cut to maxLineBytes
-// (the rest of a long line is skipped). It returns io.EOF with the last line
-// when the input does not end in a newline, and (nil, io.EOF) at the end.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	var line []byte
-	cut := false
+// errStopped is scan's error when it was told to stop.
+var errStopped = errors.New("search stopped")
+
+// scan is the search itself, separate from HTTP so it can be fuzzed. It
+// ends with errStopped once stop (if not nil) is set. On any error it
+// returns what it found so far with the error.
+//
+// The answer is cut at whole matches: a match is taken only if its line
+// and the lines before it fit in o.MaxAnswerBytes, and if its lines after
+// do not fit as they come, it is dropped (with any later ones) and the
+// search ends. Once it may take no more matches it reads on only to
+// complete the after-context of those it holds.
+func scan(r io.Reader, p *Pattern, o SearchOptions, stop *atomic.Bool) (*SearchResult, error) {
+	res := &SearchResult{Matches: []Match{}}
+	lr := newLineReader(r)
+	match := p.matcher()
+	var (
+		before  ring  // the last ContextLines lines
+		pending []int // indexes of matches still collecting after-lines
+		lineNo  int
+		used    int  // what res counts towards the answer limit (jsonLen)
+		full    bool // no more matches may be taken
+	)
+	before.init(o.ContextLines)
 	for {
-		frag, err := br.ReadSlice('\n')
-		if !cut {
-			if room := maxLineBytes - len(line); len(frag) > room {
-				frag, cut = trimToRune(frag[:room]), true
+		if stop != nil && stop.Load() {
+			return res, errStopped
+		}
+		line, ok, err := lr.next()
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			return res, nil
+		}
+		lineNo++
+		var s string // line as a string, made once when something keeps it
+		if len(pending) > 0 {
+			// Pending matches are the last ones found: they complete in
+			// the order they were found. If this line does not fit in
+			// all of them, drop the newest (freeing its text) until it
+			// does, and take no more matches.
+			s = string(line)
+			n := jsonLen(line)
+			for len(pending) > 0 && used+n*len(pending) > o.MaxAnswerBytes {
+				last := len(res.Matches) - 1
+				used -= res.Matches[last].cost()
+				res.Matches = res.Matches[:last]
+				pending = pending[:len(pending)-1]
+				res.Truncated, full = true, true
 			}
-			line = append(line, frag...)
+			kept := pending[:0]
+			for _, i := range pending {
+				m := &res.Matches[i]
+				m.After = append(m.After, s)
+				used += n
+				if len(m.After) < o.ContextLines {
+					kept = append(kept, i)
+				}
+			}
+			pending = kept
+		}
+		if full {
+			if len(pending) == 0 {
+				return res, nil
+			}
+		} else if match(line) {
+			cost := jsonLen(line) + before.cost()
+			switch {
+			case len(res.Matches) == o.MaxMatches || used+cost > o.MaxAnswerBytes:
+				res.Truncated, full = true, true
+				if len(pending) == 0 {
+					return res, nil
+				}
+			default:
+				if s == "" {
+					s = string(line)
+				}
+				res.Matches = append(res.Matches, Match{LineNumber: lineNo, Line: s, Before: before.strings(), After: []string{}})
+				used += cost
+				if o.ContextLines > 0 {
+					pending = append(pending, len(res.Matches)-1)
+				}
+			}
+		}
+		before.push(line)
+	}
+}
+
+// cost is the text of m that counts towards the answer limit.
+func (m *Match) cost() int {
+	n := jsonLen([]byte(m.Line))
+	for _, l := range m.Before {
+		n += jsonLen([]byte(l))
+	}
+	for _, l := range m.After {
+		n += jsonLen([]byte(l))
+	}
+	return n
+}
+
+// jsonLen is the length of b as the content of a JSON string written by
+// encoding/json, or a little more: '"', '\\', '\n', '\r' and '\t' take 2
+// bytes; other control characters, '<', '>', '&', U+2028, U+2029 and
+// each byte that is not UTF-8 (\ufffd) take 6.
+func jsonLen(b []byte) int {
+	n := 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			n += 6
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
+}
+
+// ring keeps the last n lines read, in buffers it reuses.
+type ring struct {
+	lines [][]byte
+	head  int // index of the oldest line when full
+	count int
+}
+
+func (r *ring) init(n int) { r.lines = make([][]byte, n) }
+
+func (r *ring) push(line []byte) {
+	n := len(r.lines)
+	if n == 0 {
+		return
+	}
+	i := (r.head + r.count) % n
+	if r.count == n {
+		i = r.head
+		r.head = (r.head + 1) % n
+	} else {
+		r.count++
+	}
+	r.lines[i] = append(r.lines[i][:0], line...)
+}
+
+// cost is what the lines held count towards the answer limit.
+func (r *ring) cost() int {
+	n := 0
+	for k := range r.count {
+		n += jsonLen(r.lines[(r.head+k)%len(r.lines)])
+	}
+	return n
+}
+
+// strings returns the lines held, oldest first (never nil).
+func (r *ring) strings() []string {
+	out := make([]string, r.count)
+	for k := range out {
+		out[k] = string(r.lines[(r.head+k)%len(r.lines)])
+	}
+	return out
+}
+
+// lineReader splits a log into lines without copying them.
+type lineReader struct {
+	br   *bufio.Reader
+	long []byte // a cut line whose rest is being skipped
+	done bool
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next returns the next line without its newline (and a "\r" before it),
+// cut to maxLineBytes at a character boundary (the rest of a long line is
+// skipped). The last line counts even without a newline. line is valid
+// until the next call; ok is false at the end.
+func (lr *lineReader) next() (line []byte, ok bool, err error) {
+	if lr.done {
+		return nil, false, nil
+	}
+	frag, err := lr.br.ReadSlice('\n')
+	switch err {
+	case nil:
+		if len(frag) > maxLineBytes {
+			line = trimToRune(frag[:maxLineBytes])
+		} else {
+			line = frag[:len(frag)-1]
+		}
+	case io.EOF:
+		lr.done = true
+		if len(frag) == 0 {
+			return nil, false, nil
+		}
+		line = frag
+		if len(line) > maxLineBytes {
+			line = trimToRune(line[:maxLineBytes])
+		}
+	case bufio.ErrBufferFull:
+		// A line longer than the buffer: keep its start, skip the rest.
+		lr.long = append(lr.long[:0], trimToRune(frag[:maxLineBytes])...)
+		line = lr.long
+		for err == bufio.ErrBufferFull {
+			_, err = lr.br.ReadSlice('\n')
 		}
 		switch err {
-		case bufio.ErrBufferFull:
-			continue
 		case nil:
-			line = bytes.TrimSuffix(line, []byte{'\n'})
-			return bytes.TrimSuffix(line, []byte{'\r'}), nil
 		case io.EOF:
-			if len(line) == 0 {
-				return nil, io.EOF
-			}
-			return bytes.TrimSuffix(line, []byte{'\r'}), io.EOF
+			lr.done = true
 		default:
-			return nil, fmt.Errorf("reading log: %w", err)
+			return nil, false, fmt.Errorf("reading log: %w", err)
 		}
+	default:
+		return nil, false, fmt.Errorf("reading log: %w", err)
 	}
+	return bytes.TrimSuffix(line, []byte{'\r'}), true, nil
 }

@@ -132,6 +132,11 @@ type BuildSpec struct {
 	// Tests is the build's test report; nil means none (Building builds
 	// get the job's when they finish).
 	Tests *TestReport
+	// Console, if set, is the build's whole console text, read on demand
+	// instead of stored: for logs too large to hold in memory. Log is then
+	// ignored and no lines are added to it (no cause, no "Finished:"). Only
+	// a finished build may have one.
+	Console Console
 }
 
 // TestReport is a JUnit report attached to a build.
@@ -228,6 +233,7 @@ type build struct {
 	lines    []string
 	emitted  int
 	log      []byte
+	console  Console // the console text instead of log, when set
 	tests    *TestReport
 }
 
@@ -496,6 +502,9 @@ func (s *Server) AddBuild(job string, b BuildSpec) (int, error) {
 			nb.start = now.Add(-nb.duration)
 		}
 	}
+	if b.Console != nil && b.Building {
+		return 0, fmt.Errorf("jenkinstest: add build to %q: %w: a running build cannot have a Console", job, ErrInvalidSpec)
+	}
 	nb.params, err = buildParams(j, b.Params)
 	if err != nil {
 		return 0, fmt.Errorf("jenkinstest: add build to %q: %w", job, err)
@@ -510,6 +519,10 @@ func (s *Server) AddBuild(job string, b BuildSpec) (int, error) {
 	nb.number = j.nextBuild
 	j.nextBuild++
 	j.builds = append(j.builds, nb)
+	if b.Console != nil {
+		nb.console = b.Console
+		return nb.number, nil
+	}
 	nb.log = append(nb.log, nb.cause.short()...)
 	nb.log = append(nb.log, '\n')
 	if b.Building {

@@ -2,12 +2,13 @@ package tools
 
 import (
 	"context"
-	"regexp"
+	"errors"
 	"unicode/utf8"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/butler-mcp/butler/internal/catalog"
+	"github.com/butler-mcp/butler/internal/jenkins"
 )
 
 // LogIn selects part of a build's console output.
@@ -70,15 +71,21 @@ func validUTF8(b []byte) string {
 	return string([]rune(string(b)))
 }
 
+// searchTimeout is how long one search scans before it answers with what
+// it found (timed_out). A variable so tests can shorten it.
+var searchTimeout = jenkins.DefaultSearchTimeout
+
 // SearchIn is a log search.
 type SearchIn struct {
 	Job          string `json:"job" jsonschema:"full path of the job: folders and job name joined by '/', e.g. 'frontend/web-app' (Jenkins's fullName)"`
 	Build        *int64 `json:"build,omitempty" jsonschema:"build number; default the last build"`
 	Pattern      string `json:"pattern" jsonschema:"text to find; literal unless regex is true"`
-	Regex        bool   `json:"regex,omitempty" jsonschema:"treat pattern as a regular expression (RE2 syntax)"`
+	Regex        bool   `json:"regex,omitempty" jsonschema:"treat pattern as a regular expression (RE2 syntax; at most 1000 compiled instructions and repeat counts up to 100)"`
 	IgnoreCase   bool   `json:"ignore_case,omitempty" jsonschema:"match regardless of case"`
 	MaxMatches   int    `json:"max_matches,omitempty" jsonschema:"most matches to return, 1 to 1000; default 50"`
 	ContextLines int    `json:"context_lines,omitempty" jsonschema:"lines of context before and after each match, 0 to 10; default 0"`
+
+	pattern *jenkins.Pattern // compiled when the input is checked
 }
 
 // SearchMatch is a matching line.
@@ -92,7 +99,8 @@ type SearchMatch struct {
 // SearchOut lists matches.
 type SearchOut struct {
 	Matches   []SearchMatch `json:"matches"`
-	Truncated bool          `json:"truncated" jsonschema:"true when more matches may exist (max_matches reached or the log is too large to scan whole)"`
+	Truncated bool          `json:"truncated" jsonschema:"true when more matches may exist: max_matches was reached, the matches and their context reached 1 MiB of text, the log is too large to scan whole, or the search timed out"`
+	TimedOut  bool          `json:"timed_out" jsonschema:"true when the search stopped after 10 s of scanning; matches holds what it found until then"`
 }
 
 func addSearchBuildLog(t *Toolset) (*def, error) {
@@ -108,21 +116,30 @@ func addSearchBuildLog(t *Toolset) (*def, error) {
 			setDefault(s, "context_lines", 0)
 		},
 		target: func(in *SearchIn) (target, error) {
-			if _, err := compilePattern(in); err != nil {
+			p, err := compilePattern(in)
+			if err != nil {
 				return target{}, err
 			}
+			in.pattern = p
 			return buildTarget(in.Job, in.Build)
 		},
 		run: func(ctx context.Context, c *call, in *SearchIn) (*SearchOut, error) {
-			re, err := compilePattern(in)
+			p := in.pattern
+			if p == nil {
+				var err error
+				if p, err = compilePattern(in); err != nil {
+					return nil, err
+				}
+			}
+			res, err := t.deps.Jenkins.SearchLog(ctx, c.cred, c.target.job, buildNumber(in.Build), p, jenkins.SearchOptions{
+				MaxMatches:   in.MaxMatches,
+				ContextLines: in.ContextLines,
+				Timeout:      searchTimeout,
+			})
 			if err != nil {
 				return nil, err
 			}
-			res, err := t.deps.Jenkins.SearchLog(ctx, c.cred, c.target.job, buildNumber(in.Build), re, in.MaxMatches, in.ContextLines)
-			if err != nil {
-				return nil, err
-			}
-			out := &SearchOut{Matches: make([]SearchMatch, 0, len(res.Matches)), Truncated: res.Truncated}
+			out := &SearchOut{Matches: make([]SearchMatch, 0, len(res.Matches)), Truncated: res.Truncated, TimedOut: res.TimedOut}
 			for _, m := range res.Matches {
 				out.Matches = append(out.Matches, SearchMatch{LineNumber: m.LineNumber, Line: m.Line, Before: nonNil(m.Before), After: nonNil(m.After)})
 			}
@@ -131,17 +148,17 @@ func addSearchBuildLog(t *Toolset) (*def, error) {
 	})
 }
 
-func compilePattern(in *SearchIn) (*regexp.Regexp, error) {
-	expr := in.Pattern
-	if !in.Regex {
-		expr = regexp.QuoteMeta(expr)
-	}
-	if in.IgnoreCase {
-		expr = "(?i)" + expr
-	}
-	re, err := regexp.Compile(expr)
-	if err != nil {
+// complexHint follows a "pattern too complex" message.
+const complexHint = "simplify it: use smaller repeat counts and fewer optional or repeated parts, " +
+	"or search for a distinctive literal part of it (regex false) and read the context_lines around the matches"
+
+func compilePattern(in *SearchIn) (*jenkins.Pattern, error) {
+	p, err := jenkins.CompilePattern(in.Pattern, in.Regex, in.IgnoreCase)
+	switch {
+	case errors.Is(err, jenkins.ErrPatternTooComplex):
+		return nil, Errorf(CodeInvalidArgument, "%v; %s", err, complexHint)
+	case err != nil:
 		return nil, Errorf(CodeInvalidArgument, "pattern is not a valid RE2 regular expression: %v", err)
 	}
-	return re, nil
+	return p, nil
 }
