@@ -20,8 +20,13 @@ import (
 	"github.com/butler-mcp/butler/internal/jenkinstest"
 )
 
-// vaultKeyEnv is the vault key every e2e process shares (32 zero bytes).
-var vaultKeyEnv = "BUTLER_VAULT_KEY=" + strings.Repeat("A", 43) + "="
+// e2eVaultKey is the vault key of the e2e processes: 32 fixed bytes that
+// look random (check-config refuses a key such as 32 zero bytes), for tests
+// only.
+const e2eVaultKey = "aNVpVgjXz+pXrJF3Y2Sg6BDBOx5A/ud1aywaoxid7sQ="
+
+// vaultKeyEnv is the vault key every e2e process shares.
+var vaultKeyEnv = "BUTLER_VAULT_KEY=" + e2eVaultKey
 
 // authzEnv is a Butler deployment with a store: a config file, its store,
 // the users' linked Jenkins tokens.

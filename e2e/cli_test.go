@@ -58,7 +58,7 @@ func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	os.WriteFile(good, []byte("server:\n  public_url: https://butler.example.com\nauth:\n  issuer: https://idp.example.com\njenkins:\n  url: https://jenkins.example.com\nstore:\n  vault_key: ${TEST_VAULT_KEY}\n"), 0o600)
-	key := "TEST_VAULT_KEY=" + strings.Repeat("A", 43) + "="
+	key := "TEST_VAULT_KEY=" + e2eVaultKey
 	if out, stderr, code := runButler(t, []string{key}, "check-config", "--config", good); code != 0 {
 		t.Errorf("good config: exit %d\n%s%s", code, out, stderr)
 	}

@@ -97,9 +97,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 
 	app.store, app.ownsStore = o.Store, o.Store == nil
 	if app.store == nil {
-		if app.store, err = store.Open(ctx, cfg.Store.DSN.Reveal()); err != nil {
+		if app.store, err = store.OpenWithOptions(ctx, cfg.Store.DSN.Reveal(), &store.Options{Timeout: cfg.Store.Timeout}); err != nil {
 			return nil, err
 		}
+	} else {
+		app.store = store.WithTimeout(app.store, cfg.Store.Timeout)
 	}
 	verifier := o.Verifier
 	if verifier == nil {
@@ -120,7 +122,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 	}
 	rec := o.Audit
 	if rec == nil {
-		app.audit = audit.NewWriter(app.store, logger, nil)
+		app.audit, err = audit.OpenWriter(app.store, logger, &audit.WriterOptions{Queue: cfg.Audit.Buffer, SpoolDir: cfg.AuditSpoolDir()})
+		if err != nil {
+			return nil, fmt.Errorf("audit.spool_dir: %w", err)
+		}
 		rec = app.audit
 	}
 	az, err := NewAuthorizer(cfg)
@@ -134,10 +139,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 			return nil, fmt.Errorf("limits: %w", err)
 		}
 	}
+	var admit func() error
+	if app.audit != nil {
+		admit = app.audit.Accepting
+	}
 	ts, err := tools.New(tools.Deps{
 		Jenkins:     jc,
 		Credentials: creds,
 		Authorizer:  az,
+		Admit:       admit,
 		Limiter:     limiter,
 		Audit:       rec,
 		Scope:       server.ScopeOf,
@@ -152,6 +162,18 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 	mapper, err := cfg.JenkinsUserMapper()
 	if err != nil {
 		return nil, fmt.Errorf("jenkins.user_template: %w", err)
+	}
+	ready := []server.ReadyCheck{{Name: "store", Check: app.store.Ping}}
+	if cfg.Jenkins.Credentials != config.CredentialsTokenExchange {
+		vault, err := NewVault(cfg)
+		if err != nil {
+			return nil, err
+		}
+		keys := credentials.NewKeyCheck(app.store, vault, logger)
+		if err := keys.Check(ctx); err != nil { // on first start, seals the canary
+			logger.Error("vault key check failed; /readyz says not ready until it passes", "err", err)
+		}
+		ready = append(ready, server.ReadyCheck{Name: "vault_key", Check: keys.Check})
 	}
 	origins := cfg.Origins()
 	app.Handler = server.NewHandler(server.Options{
@@ -176,7 +198,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		ServeMetrics: cfg.Server.MetricsListen == "",
 		JenkinsUser:  mapper,
 		ClockSkew:    cfg.Auth.ClockSkew,
-		Ready:        []server.ReadyCheck{{Name: "store", Check: app.store.Ping}},
+		Ready:        ready,
 		Sessions: server.SessionLimits{Max: cfg.Server.MaxSessions, PerUser: cfg.Server.MaxSessionsPerUser,
 			Idle: cfg.Server.SessionIdleTimeout},
 		MaxUnauthenticated: cfg.Server.MaxUnauthenticatedInflight,
@@ -378,7 +400,7 @@ func NewStdio(cfg *config.Config, version string, logger *slog.Logger) (*mcp.Ser
 // SQLite file that does not exist is an error (a mistyped path must not
 // create an empty database for `butler audit` to show).
 func OpenStore(ctx context.Context, cfg *config.Config, mustExist bool) (store.Store, error) {
-	return store.OpenWithOptions(ctx, cfg.Store.DSN.Reveal(), &store.Options{MustExist: mustExist})
+	return store.OpenWithOptions(ctx, cfg.Store.DSN.Reveal(), &store.Options{MustExist: mustExist, Timeout: cfg.Store.Timeout})
 }
 
 // OpenLinker returns the Linker of cfg for `butler link`, over its own

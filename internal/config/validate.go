@@ -512,17 +512,48 @@ func (v *validator) store(needKey bool) {
 		if needKey {
 			v.add("store.vault_key", "required: the standard base64 of 32 random bytes that encrypt stored Jenkins tokens; generate one with: openssl rand -base64 32")
 		}
-	} else if _, err := decodeKey32(s.VaultKey); err != nil {
+	} else if k, err := decodeKey32(s.VaultKey); err != nil {
 		v.add("store.vault_key", "%v", err)
+	} else if weak := weakKey(k); weak != "" {
+		v.add("store.vault_key", "%s", weak)
 	}
 	for i, k := range s.VaultOldKeys {
 		field := fmt.Sprintf("store.vault_old_keys[%d]", i)
 		if k == "" {
 			v.add(field, "must not be empty")
-		} else if _, err := decodeKey32(k); err != nil {
+		} else if key, err := decodeKey32(k); err != nil {
 			v.add(field, "%v", err)
+		} else if weak := weakKey(key); weak != "" {
+			v.add(field, "%s", weak)
 		}
 	}
+}
+
+// minKeyByteValues is the fewest distinct byte values a vault key may
+// have. 32 random bytes have about 30 (fewer than 16 happens with odds far
+// below one in 10^15); a key of text, hex digits or a short repeated
+// pattern has fewer.
+const minKeyByteValues = 16
+
+// weakKey says why k does not look like 32 random bytes, or "". It never
+// shows the key.
+func weakKey(k [32]byte) string {
+	var seen [256]bool
+	n := 0
+	for _, b := range k {
+		if !seen[b] {
+			seen[b] = true
+			n++
+		}
+	}
+	const fix = "; generate one with: openssl rand -base64 32"
+	switch {
+	case n == 1:
+		return fmt.Sprintf("is not a random key: all 32 bytes are 0x%02x%s", k[0], fix)
+	case n < minKeyByteValues:
+		return fmt.Sprintf("is not a random key: only %d distinct byte values among its 32 bytes (a random key has about 30)%s", n, fix)
+	}
+	return ""
 }
 
 func (v *validator) audit() {

@@ -2,8 +2,14 @@ package credentials
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/butler-mcp/butler/internal/store"
 )
 
 func key(b byte) [32]byte {
@@ -82,5 +88,207 @@ func TestVault_Rotation(t *testing.T) {
 	}
 	if _, stale, err := only.Open("bob", "bob", resealed, newID); err != nil || stale {
 		t.Errorf("re-sealed value: stale=%t %v", stale, err)
+	}
+}
+
+// canaryStore is a real (in-memory SQLite) store whose calls can be made
+// to fail, as when the database is down.
+type canaryStore struct {
+	store.Store
+	mu   sync.Mutex
+	down bool
+	gets int
+}
+
+func (s *canaryStore) setDown(d bool) { s.mu.Lock(); s.down = d; s.mu.Unlock() }
+
+func (s *canaryStore) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return fmt.Errorf("store: get setting: %w", store.ErrUnavailable)
+	}
+	return nil
+}
+
+func (s *canaryStore) GetSetting(ctx context.Context, name string) ([]byte, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.gets++
+	s.mu.Unlock()
+	return s.Store.GetSetting(ctx, name)
+}
+
+func newCanaryStore(t *testing.T) *canaryStore {
+	t.Helper()
+	st, err := store.Open(t.Context(), "sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &canaryStore{Store: st}
+}
+
+func vault(t *testing.T, cur byte, old ...byte) *Vault {
+	t.Helper()
+	var olds [][32]byte
+	for _, o := range old {
+		olds = append(olds, key(o))
+	}
+	v, err := NewVault(key(cur), olds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// On first start the check seals a canary into the store; a restart with
+// the same key passes, one with another key fails, every time, and does not
+// overwrite the canary.
+func TestKeyCheck_WrongKeyFails(t *testing.T) {
+	t.Parallel()
+	st := newCanaryStore(t)
+	if err := NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()); err != nil {
+		t.Fatalf("first start: Check = %v", err)
+	}
+	canary, err := st.Store.GetSetting(t.Context(), CanarySetting)
+	if err != nil {
+		t.Fatalf("no canary after the first check: %v", err)
+	}
+	if err := NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()); err != nil {
+		t.Errorf("restart with the same key: Check = %v", err)
+	}
+	wrong := NewKeyCheck(st, vault(t, 9), nil)
+	for i := range 3 {
+		err := wrong.Check(t.Context())
+		if !errors.Is(err, ErrWrongKey) || !errors.Is(err, ErrDecrypt) {
+			t.Errorf("wrong key, check %d: Check = %v, want ErrWrongKey and ErrDecrypt", i, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "store.vault_key") {
+			t.Errorf("the error %q does not name store.vault_key", err)
+		}
+	}
+	if after, _ := st.Store.GetSetting(t.Context(), CanarySetting); !bytes.Equal(after, canary) {
+		t.Error("a check with the wrong key replaced the canary")
+	}
+}
+
+// A canary that was altered, or is not one, fails the check.
+func TestKeyCheck_AlteredCanaryFails(t *testing.T) {
+	t.Parallel()
+	st := newCanaryStore(t)
+	if err := NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	canary, _ := st.Store.GetSetting(t.Context(), CanarySetting)
+	for _, bad := range [][]byte{append(bytes.Clone(canary[:len(canary)-1]), canary[len(canary)-1]^1), []byte("garbage"), {}} {
+		if err := st.Store.PutSetting(t.Context(), CanarySetting, bad); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()); !errors.Is(err, ErrWrongKey) {
+			t.Errorf("canary %q: Check = %v, want ErrWrongKey", bad, err)
+		}
+	}
+}
+
+// After a rotation (new key, old key in vault_old_keys) the check passes
+// and seals the canary again with the new key, so that the old key can be
+// dropped later.
+func TestKeyCheck_RotationResealsTheCanary(t *testing.T) {
+	t.Parallel()
+	st := newCanaryStore(t)
+	if err := NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewKeyCheck(st, vault(t, 2, 1), nil).Check(t.Context()); err != nil {
+		t.Fatalf("rotated vault: Check = %v", err)
+	}
+	if err := NewKeyCheck(st, vault(t, 2), nil).Check(t.Context()); err != nil {
+		t.Errorf("new key alone after the rotation: Check = %v", err)
+	}
+	if err := NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()); !errors.Is(err, ErrWrongKey) {
+		t.Errorf("old key alone after the rotation: Check = %v, want ErrWrongKey", err)
+	}
+}
+
+// A database from before the canary: the first check does not trust a key
+// that did not seal the stored credentials, and writes no canary for it.
+func TestKeyCheck_NoCanaryButCredentialsOfAnotherKey(t *testing.T) {
+	t.Parallel()
+	st := newCanaryStore(t)
+	if err := NewStored(st, vault(t, 1), nil, nil).Link(t.Context(), "alice", "alice", "token"); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewKeyCheck(st, vault(t, 9), nil).Check(t.Context()); !errors.Is(err, ErrWrongKey) {
+		t.Errorf("key 9 over credentials of key 1: Check = %v, want ErrWrongKey", err)
+	}
+	if _, err := st.Store.GetSetting(t.Context(), CanarySetting); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a canary was written for the wrong key: %v", err)
+	}
+	if err := NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()); err != nil {
+		t.Errorf("the right key: Check = %v", err)
+	}
+	if err := NewKeyCheck(st, vault(t, 9), nil).Check(t.Context()); !errors.Is(err, ErrWrongKey) {
+		t.Errorf("key 9 after the canary: Check = %v, want ErrWrongKey", err)
+	}
+}
+
+// The store being down is the store's failure, reported as such and not
+// remembered: the check passes again once the store is back.
+func TestKeyCheck_StoreDownIsNotAWrongKey(t *testing.T) {
+	t.Parallel()
+	st := newCanaryStore(t)
+	k := NewKeyCheck(st, vault(t, 1), nil)
+	if err := k.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st.setDown(true)
+	if err := k.Check(t.Context()); !errors.Is(err, store.ErrUnavailable) || errors.Is(err, ErrWrongKey) {
+		t.Errorf("store down: Check = %v, want ErrUnavailable and not ErrWrongKey", err)
+	}
+	st.setDown(false)
+	if err := k.Check(t.Context()); err != nil {
+		t.Errorf("store back: Check = %v", err)
+	}
+}
+
+// Replicas starting together on a new database: one canary is written;
+// the replicas with that key pass, one with another key fails.
+func TestKeyCheck_ReplicasRacingOnFirstStart(t *testing.T) {
+	t.Parallel()
+	st := newCanaryStore(t)
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: Check = %v", i, err)
+		}
+	}
+	if err := NewKeyCheck(st, vault(t, 3), nil).Check(t.Context()); !errors.Is(err, ErrWrongKey) {
+		t.Errorf("a replica with another key: Check = %v, want ErrWrongKey", err)
+	}
+}
+
+// The canary holds neither a key nor the canary's plaintext.
+func TestKeyCheck_CanaryRevealsNothing(t *testing.T) {
+	t.Parallel()
+	st := newCanaryStore(t)
+	if err := NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	canary, err := st.Store.GetSetting(t.Context(), CanarySetting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := key(1)
+	if bytes.Contains(canary, k[:8]) || bytes.Contains(canary, []byte("key canary")) {
+		t.Errorf("the canary %q shows the key or its plaintext", canary)
 	}
 }

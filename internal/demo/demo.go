@@ -188,7 +188,11 @@ func runHTTP(ctx context.Context, o Options, jenkinsURL string) error {
 	cfg.Auth.ScopesSupported = defaultScopes
 	cfg.Jenkins.URL = jenkinsURL
 	cfg.Store.DSN = config.DSN("sqlite::memory:")
-	cfg.Store.VaultKey = secret.String(base64.StdEncoding.EncodeToString([]byte(randomHex(16))))
+	// 32 random bytes: the hex text of 16 (32 bytes of 16 values at most)
+	// does not pass as a vault key.
+	vaultKey := make([]byte, 32)
+	_, _ = rand.Read(vaultKey)
+	cfg.Store.VaultKey = secret.String(base64.StdEncoding.EncodeToString(vaultKey))
 	cfg.Log.Format, cfg.Log.Level = "text", "warn"
 	if err := cfg.Validate(config.ModeServe); err != nil {
 		return err

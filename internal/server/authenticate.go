@@ -107,17 +107,22 @@ func Authenticate(o AuthOptions) func(http.Handler) http.Handler {
 func (a *authenticator) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		// Until the request carries a valid token it costs Butler work on
-		// behalf of nobody: at most MaxUnauthenticated such requests are
-		// read and checked at once.
-		if !a.admitUnauthenticated() {
-			a.authFailure("overloaded")
-			a.Audit.Record(ctx, a.begin(r, identity.Principal{}, nil).Failed(a.Now(), "unavailable", "too many requests without a valid token in progress"))
-			w.Header().Set("Retry-After", "1")
-			writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many requests without a valid token in progress; retry later")
-			return
+		// A request without a valid token costs Butler work on behalf of
+		// nobody: at most MaxUnauthenticated such requests are read and
+		// answered at once, more get 503. A valid token never waits for
+		// that bound, so slow anonymous clients cannot hold up users (token
+		// verification has bounds of its own: cached keys, rate-limited
+		// refetches, at most 16 introspection calls).
+		admitted := false
+		admit := func() bool {
+			if admitted = a.admitUnauthenticated(); !admitted {
+				a.authFailure("overloaded")
+				a.Audit.Record(ctx, a.begin(r, identity.Principal{}, nil).Failed(a.Now(), "unavailable", "too many requests without a valid token in progress"))
+				w.Header().Set("Retry-After", "1")
+				writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many requests without a valid token in progress; retry later")
+			}
+			return admitted
 		}
-		admitted := true
 		release := func() {
 			if admitted {
 				admitted = false
@@ -131,24 +136,29 @@ func (a *authenticator) wrap(next http.Handler) http.Handler {
 		var expiry time.Time
 		switch {
 		case !present && !a.Authorizer.AllowsGuests():
-			a.refuse(w, r, a.peek(w, r), http.StatusUnauthorized, authn.Challenge{}, "missing_token", "no bearer token", identity.Principal{})
+			if admit() {
+				a.refuse(w, r, a.peek(w, r), http.StatusUnauthorized, authn.Challenge{}, "missing_token", "no bearer token", identity.Principal{})
+			}
 			return
 		case !present:
+			if !admit() {
+				return
+			}
 			p = identity.Guest()
 		case berr != nil:
-			a.refuseToken(w, r, a.peek(w, r), berr)
+			if admit() {
+				a.refuseToken(w, r, a.peek(w, r), berr)
+			}
 			return
 		default:
 			id, err := a.Verifier.Verify(ctx, token)
 			if err != nil {
-				a.refuseToken(w, r, a.peek(w, r), err)
+				if admit() {
+					a.refuseToken(w, r, a.peek(w, r), err)
+				}
 				return
 			}
-			// A valid token: the body is read outside the bound on
-			// unauthenticated requests, so slow anonymous clients cannot
-			// hold up users.
 			p, expiry = a.principal(ctx, id, token), id.Expiry
-			release()
 		}
 		data, err := readBody(w, r, a.BodyTimeout)
 		if err != nil {

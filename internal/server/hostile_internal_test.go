@@ -37,33 +37,31 @@ func (slowVerifier) Ready(context.Context) error { return nil }
 
 // TestAuthenticate_BoundsUnauthenticatedRequestsInProgress pins
 // server.max_unauthenticated_inflight: with every slot held by requests
-// whose tokens are still being checked, one more gets 503 + Retry-After at
-// once, with one audit record.
+// without a token whose bodies are still arriving, one more gets 503 +
+// Retry-After at once, while a request with a valid token is still served
+// (slow anonymous clients must not lock users out).
 func TestAuthenticate_BoundsUnauthenticatedRequestsInProgress(t *testing.T) {
 	t.Parallel()
-	v := slowVerifier{release: make(chan struct{})}
 	rec := &recorder{}
 	h := Chain(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), WithScope, Authenticate(AuthOptions{
-		Verifier: v, Authorizer: authz.New(nil), JenkinsUser: func(u string) (string, error) { return u, nil },
+		Verifier: slowVerifier{release: closedChan()}, Authorizer: authz.New(nil), JenkinsUser: func(u string) (string, error) { return u, nil },
 		Audit: rec, MaxUnauthenticated: 2,
 	}))
 	var wg sync.WaitGroup
+	var bodies []*io.PipeWriter
 	for range 2 {
+		pr, pw := io.Pipe()
+		bodies = append(bodies, pw)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-			req.Header.Set("Authorization", "Bearer junk")
-			h.ServeHTTP(httptest.NewRecorder(), req)
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/mcp", pr)) // no token; the body never ends
 		}()
 	}
-	// Wait until both hold their slot (they block in Verify).
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		// A request without a token (refused at once while a slot is free).
-		req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{}`))
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{}`)))
 		if w.Code == http.StatusServiceUnavailable {
 			if w.Header().Get("Retry-After") == "" {
 				t.Error("503 without Retry-After")
@@ -71,20 +69,22 @@ func TestAuthenticate_BoundsUnauthenticatedRequestsInProgress(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a third unauthenticated request got %d, want 503 while two are in progress", w.Code)
+			t.Fatalf("a third request without a token got %d, want 503 while two are in progress", w.Code)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	close(v.release)
-	wg.Wait()
-	// Slots are released: a valid token is served again.
+	// A valid token does not wait for the unauthenticated slots.
 	req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
 	req.Header.Set("Authorization", "Bearer good")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	if w.Code != http.StatusOK {
-		t.Errorf("after the slots freed, a valid token got %d", w.Code)
+		t.Errorf("a valid token while the slots are full got %d, want 200", w.Code)
 	}
+	for _, pw := range bodies {
+		pw.Close()
+	}
+	wg.Wait()
 }
 
 // TestAuthenticate_SlowBodyClosesTheConnection pins the body deadline: a

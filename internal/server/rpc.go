@@ -109,10 +109,13 @@ func parseMessage(raw json.RawMessage) (rpcMessage, error) {
 		m.BadParams = true
 		return m, nil
 	}
-	if err := json.Unmarshal(params["name"], &m.Tool); err != nil {
-		m.BadParams = true
-		return m, nil
-	}
+	if raw, ok := params["name"]; ok {
+		if err := json.Unmarshal(raw, &m.Tool); err != nil {
+			m.BadParams = true
+			return m, nil
+		}
+	} // a missing name is "" to the SDK too: an unknown tool, audited as such
+
 	var args map[string]json.RawMessage
 	if json.Unmarshal(params["arguments"], &args) == nil {
 		_ = json.Unmarshal(args["job"], &m.Job) // a job that is not a string is the tool's to refuse

@@ -72,6 +72,17 @@ CREATE TABLE sessions (
 			`CREATE INDEX sessions_expires ON sessions (expires_at_ms)`,
 		},
 	},
+	{
+		// Butler's own small values, such as the vault key's canary.
+		name: "settings",
+		stmts: []string{`
+CREATE TABLE settings (
+	name          {{key}}   PRIMARY KEY,
+	value         {{bytes}} NOT NULL,
+	updated_at_ms BIGINT    NOT NULL
+)`,
+		},
+	},
 }
 
 // schemaVersion is the newest schema this binary knows.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 )
@@ -31,17 +32,51 @@ func openPostgres(ctx context.Context, dsn string, o Options) (Store, error) {
 		// only its (scrubbed) text goes on.
 		return fail(errors.New(err.Error()))
 	}
+	// Making a connection (dial, TLS, authentication) has the deadline of
+	// a call. The pool makes connections with a context of its own, not
+	// the call's, so without it a connection to a server that accepts TCP
+	// but does not answer would hold a slot of the pool long after the
+	// call gave up. (A DSN's connect_timeout still bounds the dial.)
+	cfg.ConnConfig.ConnectTimeout = o.Timeout
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	s := &sqlStore{d: postgresDialect, now: o.Now, w: db, r: db, closeExtra: pool.Close}
+	// Reach the server first, within the deadline, so that a database
+	// that does not answer fails Open as unavailable rather than hang in
+	// the migrations.
+	if err := WithTimeout(s, o.Timeout).Ping(ctx); err != nil {
+		s.Close()
+		return fail(err)
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return fail(err)
 	}
 	return s, nil
+}
+
+// isPostgresUnavailable reports whether err is PostgreSQL not serving: a
+// connection that could not be made or timed out, or the server refusing
+// work for now (SQLSTATE class 08, connection exception; 53, insufficient
+// resources such as too many connections; 57P01-57P03, shutting down or
+// starting up).
+func isPostgresUnavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), strings.HasPrefix(pe.Code, "53"),
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03":
+			return true
+		}
+	}
+	return false
 }
 
 // describePostgres names the database of u for errors, without its password

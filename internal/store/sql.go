@@ -410,3 +410,59 @@ func cleanText(v string) string {
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(v, "\uFFFD"), "\x00", "\uFFFD")
 }
+
+// GetSetting implements Store.
+func (s *sqlStore) GetSetting(ctx context.Context, name string) ([]byte, error) {
+	var v []byte
+	err := s.r.QueryRowContext(ctx, s.d.rebind(`SELECT value FROM settings WHERE name = ?`), name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get setting %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// CreateSetting implements Store.
+func (s *sqlStore) CreateSetting(ctx context.Context, name string, value []byte) (bool, error) {
+	if err := validKey("setting name", name); err != nil {
+		return false, fmt.Errorf("store: create setting: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, s.d.rebind(`INSERT INTO settings (name, value, updated_at_ms) VALUES (?, ?, ?)
+ON CONFLICT (name) DO NOTHING`), name, nonNil(value), s.now().UnixMilli())
+	if err == nil {
+		err = oneRow(res)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: create setting %q: %w", name, err)
+	}
+	return true, nil
+}
+
+// PutSetting implements Store.
+func (s *sqlStore) PutSetting(ctx context.Context, name string, value []byte) error {
+	if err := validKey("setting name", name); err != nil {
+		return fmt.Errorf("store: put setting: %w", err)
+	}
+	_, err := s.w.ExecContext(ctx, s.d.rebind(`INSERT INTO settings (name, value, updated_at_ms) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+	value = excluded.value,
+	updated_at_ms = excluded.updated_at_ms`), name, nonNil(value), s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("store: put setting %q: %w", name, err)
+	}
+	return nil
+}
+
+// nonNil is b, or an empty slice for nil: the columns are NOT NULL, and an
+// absent value is an empty one.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

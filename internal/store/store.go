@@ -53,6 +53,17 @@ var ErrNotFound = errors.New("store: not found")
 // negative audit query limit.
 var ErrInvalid = errors.New("store: invalid value")
 
+// ErrUnavailable is wrapped by the errors of calls that the database did not
+// answer: no answer within the store's deadline (Options.Timeout), a
+// connection that cannot be made or was lost, a database that is locked or
+// shutting down. The call may succeed later; callers answer "try again"
+// rather than "internal error".
+var ErrUnavailable = errors.New("store: unavailable")
+
+// DefaultTimeout is the deadline of every store call when Options.Timeout
+// is 0 (store.timeout's default).
+const DefaultTimeout = 5 * time.Second
+
 // Credential is a user's Jenkins credential, sealed: the store never sees
 // plaintext.
 type Credential struct {
@@ -145,6 +156,17 @@ type Store interface {
 	// now and returns how many it removed.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 
+	// GetSetting returns the value stored under name, or an error wrapping
+	// ErrNotFound. Settings are Butler's own small values (the vault
+	// key's canary), never secrets in plaintext.
+	GetSetting(ctx context.Context, name string) ([]byte, error)
+	// CreateSetting stores value under name unless name already has a
+	// value, and reports whether it stored it: of replicas racing to
+	// create one setting, exactly one wins and the others read its value.
+	CreateSetting(ctx context.Context, name string, value []byte) (created bool, err error)
+	// PutSetting stores value under name, replacing any value it had.
+	PutSetting(ctx context.Context, name string, value []byte) error
+
 	// Ping reports whether the database is usable (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the database. The Store is unusable afterwards.
@@ -160,6 +182,10 @@ type Options struct {
 	// there: the admin commands read an existing database, and a mistyped
 	// path must be an error rather than a new empty database.
 	MustExist bool
+	// Timeout is the deadline of every call, and of making a connection
+	// (PostgreSQL); 0 means DefaultTimeout. A call that reaches it fails
+	// with an error wrapping ErrUnavailable.
+	Timeout time.Duration
 }
 
 // ErrNoDatabase: with Options.MustExist, the SQLite file does not exist.
@@ -181,12 +207,25 @@ func OpenWithOptions(ctx context.Context, dsn string, opts *Options) (Store, err
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	var (
+		s   Store
+		err error
+	)
 	scheme, rest, ok := strings.Cut(dsn, ":")
 	switch strings.ToLower(scheme) {
 	case "sqlite":
-		return openSQLite(ctx, rest, o)
+		s, err = openSQLite(ctx, rest, o)
 	case "postgres", "postgresql":
-		return openPostgres(ctx, dsn, o)
+		s, err = openPostgres(ctx, dsn, o)
+	}
+	if s != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return WithTimeout(s, o.Timeout), nil
 	}
 	// Never quote the DSN: it may hold a password, or be one pasted in the
 	// wrong place. A well-formed scheme is safe to show.

@@ -5,10 +5,16 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jobpath"
+	"github.com/butler-mcp/butler/internal/store"
 )
+
+// UnavailableRetryAfter is the retry_after_seconds of an unavailable
+// error: about one store deadline.
+const UnavailableRetryAfter = 5
 
 // Error codes of docs/tools.md "Tool errors".
 const (
@@ -19,7 +25,12 @@ const (
 	CodeNotLinked          = "jenkins_account_not_linked"
 	CodeRateLimited        = "rate_limited"
 	CodeJenkinsUnavailable = "jenkins_unavailable"
-	CodeInternal           = "internal"
+	// CodeUnavailable: Butler's own state cannot be used right now (the
+	// store does not answer, or the audit log cannot take the call's
+	// record); the call did not run, or failed before it reached Jenkins
+	// in a way that is safe to retry.
+	CodeUnavailable = "unavailable"
+	CodeInternal    = "internal"
 	// Denials by authentication or scope. They reach a tool only when the
 	// HTTP layer did not answer them first (stdio, or defense in depth).
 	CodeUnauthenticated   = "unauthenticated"
@@ -64,6 +75,8 @@ func statusOf(code string) int {
 		return http.StatusTooManyRequests
 	case CodeJenkinsUnavailable:
 		return http.StatusBadGateway
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -83,6 +96,14 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 	}
 	if errors.Is(err, jobpath.ErrInvalid) {
 		return Errorf(CodeInvalidArgument, "%v", err)
+	}
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, audit.ErrFull) {
+		e := Errorf(CodeUnavailable, "Butler cannot reach its database right now; retry in %d s (request id %s)", UnavailableRetryAfter, requestID)
+		if errors.Is(err, audit.ErrFull) {
+			e.Message = fmt.Sprintf("Butler cannot record this call in its audit log right now, so it does not run it; retry in %d s (request id %s)", UnavailableRetryAfter, requestID)
+		}
+		e.RetryAfterSeconds = UnavailableRetryAfter
+		return e
 	}
 	if errors.Is(err, credentials.ErrNotLinked) {
 		return t.notLinked("you have not linked your Jenkins account to Butler yet")

@@ -2,12 +2,14 @@ package tools_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
@@ -80,5 +82,23 @@ func TestRejectedCredential_IsDropped(t *testing.T) {
 	}
 	if n := src.rejected.Load(); n != 1 {
 		t.Errorf("the source was told of %d rejections, want 1", n)
+	}
+}
+
+// TestAuditFull_RefusesCallsBeforeTheyRun pins that no call runs
+// unaudited: when the audit log can take no more records (memory buffer
+// and spool full, store down), calls are refused as unavailable before
+// Jenkins is asked.
+func TestAuditFull_RefusesCallsBeforeTheyRun(t *testing.T) {
+	t.Parallel()
+	full := func() error { return fmt.Errorf("%w: spool full", audit.ErrFull) }
+	e := newEnv(t, jenkinstest.SampleAlice, &envOpts{admit: full})
+	e.sim.ResetRequests()
+	errObj := e.fail(t, "trigger_job", map[string]any{"job": "frontend/web-app"}, "unavailable")
+	if errObj["retry_after_seconds"] == nil {
+		t.Errorf("unavailable without retry_after_seconds: %v", errObj)
+	}
+	if n := len(e.sim.Requests()); n != 0 {
+		t.Errorf("a call refused for a full audit log reached Jenkins %d times", n)
 	}
 }

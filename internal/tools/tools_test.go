@@ -71,6 +71,7 @@ type envOpts struct {
 	caps       *mcp.ClientCapabilities
 	rootURL    string        // the simulator's configured root URL
 	poll       time.Duration // trigger_job's first poll interval; 0: 10ms
+	admit      func() error  // tools.Deps.Admit
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -118,6 +119,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		Now:          clock.Now,
 		Version:      "test",
 		PollInterval: cmp.Or(o.poll, 10*time.Millisecond),
+		Admit:        o.admit,
 		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

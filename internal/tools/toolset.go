@@ -56,6 +56,10 @@ type Deps struct {
 	// queue while waiting for a build to start; it doubles up to four
 	// times that. Default 250ms (so at most one poll a second).
 	PollInterval time.Duration
+	// Admit, if set, says whether a call may run at all: the audit log
+	// must be able to take its record (audit.Writer.Accepting). A call it
+	// refuses is answered unavailable before anything else happens.
+	Admit func() error
 	// Limiter, if set, bounds each user's calls (docs/tools.md rate_limited).
 	Limiter ratelimit.Limiter
 	// Observe, if set, is told of every call's outcome (for metrics).
@@ -414,9 +418,13 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry ca
 	rec := audit.Begin(start, sc, entry.Name)
 	out, tg, policies, err := t.run(ctx, req, sc, entry, prepare)
 	rec.Resource(tg.resource)
+	var res *mcp.CallToolResult
+	if err == nil {
+		res, err = success(out)
+	}
 	if err == nil {
 		t.record(ctx, rec.Allowed(t.deps.Now(), policies))
-		return success(out)
+		return res, nil
 	}
 	te := t.mapError(err, tg.whatOr(entry.Name), sc.ID)
 	if te.Code == CodeInternal {
@@ -480,6 +488,13 @@ func (tg target) whatOr(tool string) string {
 func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request.Scope, entry catalog.Tool,
 	prepare func(context.Context) (prepared, error)) (_ any, _ target, policies []string, _ error) {
 	p := sc.Principal
+	if t.deps.Admit != nil {
+		// No call runs unaudited: when the audit log can take no more
+		// records, calls are refused.
+		if err := t.deps.Admit(); err != nil {
+			return nil, target{}, nil, err
+		}
+	}
 	pp, err := prepare(ctx)
 	tg := pp.target
 	if err != nil {
@@ -673,8 +688,8 @@ func success(out any) (*mcp.CallToolResult, error) {
 		return nil, fmt.Errorf("tools: encoding output: %w", err)
 	}
 	if len(data) > MaxAnswerBytes {
-		return failure(Errorf(CodeInvalidArgument, "the answer would be %d MiB, over Butler's %d MiB limit: ask for less (a smaller limit or max_bytes, one folder)",
-			len(data)>>20, MaxAnswerBytes>>20)), nil
+		return nil, Errorf(CodeInvalidArgument, "the answer would be %d MiB, over Butler's %d MiB limit: ask for less (a smaller limit or max_bytes, one folder)",
+			len(data)>>20, MaxAnswerBytes>>20)
 	}
 	return &mcp.CallToolResult{
 		Content:           []mcp.Content{&mcp.TextContent{Text: string(data)}},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -64,9 +65,15 @@ func schemaDSN(tb testing.TB) string {
 	return u.String()
 }
 
+// suiteTimeout is the store deadline of the conformance suite's stores.
+const suiteTimeout = 2 * time.Minute
+
 func open(tb testing.TB, dsn string) store.Store {
 	tb.Helper()
-	s, err := store.Open(tb.Context(), dsn)
+	// The suite checks behaviour, not latency: a generous deadline keeps
+	// its big batches and parallel writers from failing on a loaded
+	// machine. The deadline itself has tests of its own.
+	s, err := store.OpenWithOptions(tb.Context(), dsn, &store.Options{Timeout: suiteTimeout})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

@@ -21,9 +21,15 @@ func fileDSN(tb testing.TB) string {
 	return "sqlite:" + filepath.Join(tb.TempDir(), "butler.db")
 }
 
+// suiteTimeout is the store deadline of the conformance suite's stores.
+const suiteTimeout = 2 * time.Minute
+
 func open(tb testing.TB, dsn string) store.Store {
 	tb.Helper()
-	s, err := store.Open(tb.Context(), dsn)
+	// The suite checks behaviour, not latency: a generous deadline keeps
+	// its big batches and parallel writers from failing on a loaded
+	// machine. The deadline itself has tests of its own.
+	s, err := store.OpenWithOptions(tb.Context(), dsn, &store.Options{Timeout: suiteTimeout})
 	if err != nil {
 		tb.Fatalf("Open(%s): %v", dsn, err)
 	}
@@ -234,4 +240,57 @@ func TestAppendAudit_ThousandRecordsUnder100ms(t *testing.T) {
 
 func BenchmarkAppendAudit(b *testing.B) {
 	storetest.BenchmarkAppendAudit(b, func(b *testing.B) store.Store { return open(b, fileDSN(b)) })
+}
+
+// A database file locked by another process (a long write transaction)
+// makes a write fail with ErrUnavailable once store.timeout passes, rather
+// than wait for SQLite's own busy timeout and fail as something else.
+func TestSQLiteFile_LockedDatabaseIsUnavailableWithinTheTimeout(t *testing.T) {
+	t.Parallel()
+	dsn := fileDSN(t)
+	// Well under SQLite's own 5 s busy timeout, well above a slow disk's
+	// fsync.
+	s, err := store.OpenWithOptions(t.Context(), dsn, &store.Options{Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.PutCredential(t.Context(), store.Credential{User: "alice", Sealed: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := rawSQL(t, dsn).Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = s.PutCredential(t.Context(), store.Credential{User: "bob", Sealed: []byte{2}})
+	// Without the deadline the write waits for SQLite's 5 s busy timeout.
+	if el := time.Since(start); el > 4500*time.Millisecond {
+		t.Errorf("a write to a locked database took %v with a 500ms store timeout", el)
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("write to a locked database = %v, want ErrUnavailable", err)
+	}
+	// Readers are not blocked by a writer in WAL mode.
+	if _, err := s.GetCredential(t.Context(), "alice"); err != nil {
+		t.Errorf("read while another process writes: %v", err)
+	}
+	if _, err := conn.ExecContext(t.Context(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.PutCredential(t.Context(), store.Credential{User: "bob", Sealed: []byte{2}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("write once the lock is released: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

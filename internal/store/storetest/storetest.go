@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Credential", credentialTests},
 		{"Audit", auditTests},
 		{"Session", sessionTests},
+		{"Setting", settingTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {
@@ -200,6 +201,9 @@ func testReopenKeepsData(t *testing.T, db Database) {
 	if err := s.PutSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.PutSetting(ctx, "canary", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
 	wantCred, err := s.GetCredential(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +229,9 @@ func testReopenKeepsData(t *testing.T, db Database) {
 	}
 	if diff := cmp.Diff(normalizedSession(sess), gotSess); diff != "" {
 		t.Errorf("session after reopening (-want +got):\n%s", diff)
+	}
+	if v, err := s.GetSetting(ctx, "canary"); err != nil || string(v) != "sealed" {
+		t.Errorf("setting after reopening = %q, %v; want %q", v, err, "sealed")
 	}
 }
 
