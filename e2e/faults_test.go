@@ -2,14 +2,20 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // counts the audit records in PostgreSQL
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/butler-mcp/butler/internal/devidp"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
@@ -201,4 +207,89 @@ func startRedis() {
 	_ = exec.Command("redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
 		"--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log").Run()
 	time.Sleep(500 * time.Millisecond)
+}
+
+// TestFault_PostgresRestartedUnderLoad: butler serve on PostgreSQL keeps
+// answering while the database restarts under load (calls during the outage
+// fail cleanly, never hang), recovers without a restart, and loses no audit
+// record: each call's record is buffered and written once the database is
+// back. It restarts the machine's PostgreSQL cluster.
+func TestFault_PostgresRestartedUnderLoad(t *testing.T) {
+	faultsOnly(t)
+	dsn := os.Getenv("BUTLER_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("needs BUTLER_TEST_POSTGRES_DSN")
+	}
+	// A schema of its own, so the count is this test's records only.
+	schema := fmt.Sprintf("fault_%d", time.Now().UnixNano())
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	scoped := dsn + sep + "search_path=" + schema
+	addr := freeAddr(t)
+	a := newAuthzEnv(t, addr, scoped, "limits:\n  per_user_rps: 100000\n  burst: 100000\n")
+	s := a.serve(t, addr)
+	cs, err := connectHTTP(t, s.url, a.token(t, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, failed atomic.Int64
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			t0 := time.Now()
+			r, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
+			calls.Add(1)
+			if err != nil || r.IsError {
+				failed.Add(1)
+			}
+			if d := time.Since(t0); d > 8*time.Second {
+				t.Errorf("a call during the outage took %s", d)
+			}
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	cluster := "15"
+	if out, err := exec.Command("bash", "-c", "ls /etc/postgresql").Output(); err == nil {
+		cluster = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart").CombinedOutput(); err != nil {
+		t.Fatalf("restarting PostgreSQL: %v %s", err, out)
+	}
+	time.Sleep(5 * time.Second)
+	stop()
+	<-done
+	// Recovered without a restart.
+	if r := callTool(t, cs, "whoami", nil); r.isError {
+		t.Errorf("after the restart: %s", r.text)
+	}
+	calls.Add(1)
+	t.Logf("%d calls during the run, %d failed cleanly", calls.Load(), failed.Load())
+	// SIGTERM flushes the buffer; every call has its record.
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		s.done <- err
+	case <-time.After(60 * time.Second):
+		t.Fatal("butler serve did not stop")
+	}
+	var rows int64
+	if err := admin.QueryRow("SELECT count(*) FROM " + schema + ".audit_records WHERE tool = 'whoami'").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != calls.Load() {
+		t.Errorf("%d audit records for %d calls: records were lost", rows, calls.Load())
+	}
 }
