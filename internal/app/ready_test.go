@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/butler-mcp/butler/internal/app"
+	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authn"
 	"github.com/butler-mcp/butler/internal/config"
 	"github.com/butler-mcp/butler/internal/credentials"
@@ -107,5 +108,70 @@ func TestReadyz_TokenExchangeHasNoVaultKeyCheck(t *testing.T) {
 	defer st.Close()
 	if _, err := st.GetSetting(t.Context(), credentials.CanarySetting); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("token_exchange mode wrote a vault key canary: %v", err)
+	}
+}
+
+// frozenStore is a database that never answers: every call waits for its
+// context.
+type frozenStore struct{ store.Store }
+
+func frozen(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (frozenStore) Ping(ctx context.Context) error { return frozen(ctx) }
+func (frozenStore) GetSetting(ctx context.Context, _ string) ([]byte, error) {
+	return nil, frozen(ctx)
+}
+func (frozenStore) CreateSetting(ctx context.Context, _ string, _ []byte) (bool, error) {
+	return false, frozen(ctx)
+}
+func (frozenStore) PutSetting(ctx context.Context, _ string, _ []byte) error { return frozen(ctx) }
+func (frozenStore) ListCredentials(ctx context.Context) ([]store.Credential, error) {
+	return nil, frozen(ctx)
+}
+func (frozenStore) GetCredential(ctx context.Context, _ string) (store.Credential, error) {
+	return store.Credential{}, frozen(ctx)
+}
+func (frozenStore) AppendAudit(ctx context.Context, _ []audit.Record) error { return frozen(ctx) }
+
+// A store given through Options gets store.timeout too: with it frozen,
+// the app still starts and /readyz answers "not ready: store" at once,
+// instead of both hanging for as long as the database does.
+func TestNew_InjectedStoreHasTheDeadline(t *testing.T) {
+	t.Parallel()
+	cfg := readyConfig(t, "sqlite::memory:", readyKeyA)
+	cfg.Store.Timeout = 100 * time.Millisecond
+	done := make(chan struct{})
+	var code int
+	var body string
+	go func() {
+		defer close(done)
+		code, body = readyz(t, cfg, app.Options{Store: frozenStore{}})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("app.New or /readyz hangs on a frozen store")
+	}
+	if code != 503 || body != "not ready: store" {
+		t.Errorf("/readyz = %d %q, want 503 not ready: store", code, body)
+	}
+}
+
+// The audit writer spools into audit.spool_dir: a directory that is not
+// there is an error at start-up, not at the first outage.
+func TestNew_AuditSpoolDirIsUsed(t *testing.T) {
+	t.Parallel()
+	cfg := readyConfig(t, "sqlite::memory:", readyKeyA)
+	cfg.Audit.SpoolDir = filepath.Join(t.TempDir(), "missing")
+	a, err := app.New(t.Context(), cfg, app.Options{Verifier: readyVerifier{}})
+	if err == nil {
+		a.Close(context.Background())
+		t.Fatal("app.New with a missing audit.spool_dir succeeded")
+	}
+	if !strings.Contains(err.Error(), "audit.spool_dir") {
+		t.Errorf("app.New = %v, want it to name audit.spool_dir", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -333,11 +334,16 @@ func TestWriter_PartialLastLineIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	up := &outageSink{}
-	w2 := openWriter(t, up, fast(audit.WriterOptions{SpoolDir: dir}))
+	// The restarted writer's store is down at first, so that its new
+	// records go to the spool after the torn line's place.
+	up := &outageSink{down: true}
+	w2 := openWriter(t, up, fast(audit.WriterOptions{Queue: 1, SpoolDir: dir}))
+	more := numbered(3, 3)
+	recordAll(t, w2, more)
+	up.setDown(false)
+	want = append(want, more...)
 	sameRecords(t, "stored after a torn line", want, up.waitStored(t, len(want)))
 	closeIn(t, w2, 10*time.Second)
-	time.Sleep(20 * time.Millisecond)
 	sameRecords(t, "stored after a torn line", want, up.all())
 }
 
@@ -425,4 +431,262 @@ func TestWriter_AcceptingRefusesAfterClose(t *testing.T) {
 	if err := w.Accepting(); !errors.Is(err, audit.ErrFull) {
 		t.Errorf("Accepting after Close = %v, want ErrFull", err)
 	}
+}
+
+// frozenSink is a store that never answers: each call waits for its
+// context, as calls to a frozen database do.
+type frozenSink struct{}
+
+func (frozenSink) AppendAudit(ctx context.Context, _ []audit.Record) error {
+	<-ctx.Done()
+	return fmt.Errorf("append: %w: %w", errStoreDown, ctx.Err())
+}
+
+// SIGTERM while the database is frozen: Close stops waiting for it in time
+// to spool everything, and returns within its context, without error.
+func TestWriter_CloseWithAFrozenStoreSpoolsWithinItsContext(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	w := openWriter(t, frozenSink{}, fast(audit.WriterOptions{SpoolDir: dir}))
+	want := numbered(0, 30)
+	recordAll(t, w, want)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := w.Close(ctx); err != nil {
+		t.Errorf("Close with a frozen store = %v, want nil: the records fit in the spool in time", err)
+	}
+	if el := time.Since(start); el > 3500*time.Millisecond {
+		t.Errorf("Close took %v with a 3s context", el)
+	}
+	up := &outageSink{}
+	w2 := openWriter(t, up, fast(audit.WriterOptions{SpoolDir: dir}))
+	defer closeIn(t, w2, 10*time.Second)
+	sameRecords(t, "stored after the restart", want, up.waitStored(t, len(want)))
+}
+
+// Accepting keeps room in the spool for the records of calls that were let
+// in at the same moment: after it refuses, a few more records (calls
+// already running) still do not wait.
+func TestWriter_AcceptingKeepsRoomForCallsAlreadyRunning(t *testing.T) {
+	t.Parallel()
+	sink := &outageSink{down: true}
+	w := openWriter(t, sink, fast(audit.WriterOptions{Queue: 2, SpoolDir: t.TempDir(), SpoolMax: 64 << 10}))
+	defer closeIn(t, w, 10*time.Second)
+	var recs []audit.Record
+	for i := 0; w.Accepting() == nil; i++ {
+		if i > 10000 {
+			t.Fatal("Accepting never refused")
+		}
+		r := numbered(i, 1)[0]
+		recordAll(t, w, []audit.Record{r})
+		recs = append(recs, r)
+	}
+	running := numbered(len(recs), 2)
+	recordAll(t, w, running)
+	sink.setDown(false)
+	want := append(recs, running...)
+	sameRecords(t, "stored", want, sink.waitStored(t, len(want)))
+}
+
+// holdOneBatch records one record and waits until the down store has
+// refused its batch: from then on that batch is retried, and the room it
+// took in memory stays taken.
+func holdOneBatch(t *testing.T, w *audit.Writer, sink *outageSink) []audit.Record {
+	t.Helper()
+	first := numbered(-1, 1)
+	w.Record(context.Background(), first[0])
+	for deadline := time.Now().Add(10 * time.Second); sink.attempts() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never tried the store")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return first
+}
+
+// A spool smaller than the memory buffer cannot take the buffer when it
+// fills: Accepting refuses rather than let in a call whose record would
+// have to wait.
+func TestWriter_SpoolSmallerThanTheBuffer(t *testing.T) {
+	t.Parallel()
+	sink := &outageSink{down: true}
+	w := openWriter(t, sink, fast(audit.WriterOptions{Queue: 100, MaxBatch: 10, SpoolDir: t.TempDir(), SpoolMax: 8 << 10}))
+	defer closeIn(t, w, 10*time.Second)
+	recs := holdOneBatch(t, w, sink)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 1000 && w.Accepting() == nil; i++ {
+			r := numbered(i, 1)[0]
+			w.Record(context.Background(), r)
+			recs = append(recs, r)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call let in by Accepting waits in Record: its record fits neither in memory nor in the spool")
+	}
+	if len(recs) >= 1000 {
+		t.Fatal("Accepting never refused")
+	}
+	sink.setDown(false)
+	sameRecords(t, "stored", recs, sink.waitStored(t, len(recs)))
+}
+
+// A spool that cannot be created (its directory is gone) makes Accepting
+// refuse once memory is full, instead of letting in a call whose Record
+// would wait.
+func TestWriter_UnusableSpoolRefusesCalls(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sink := &outageSink{down: true}
+	w := openWriter(t, sink, fast(audit.WriterOptions{Queue: 4, SpoolDir: dir}))
+	defer closeIn(t, w, 10*time.Second)
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	recs := holdOneBatch(t, w, sink)
+	var refusal error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 1000 {
+			if refusal = w.Accepting(); refusal != nil {
+				return
+			}
+			r := numbered(i, 1)[0]
+			w.Record(context.Background(), r)
+			recs = append(recs, r)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call let in by Accepting waits in Record: the spool cannot be created")
+	}
+	if !errors.Is(refusal, audit.ErrFull) {
+		t.Fatalf("Accepting = %v after %d records, want ErrFull", refusal, len(recs))
+	}
+	sink.setDown(false)
+	sameRecords(t, "stored", recs, sink.waitStored(t, len(recs)))
+}
+
+// Empty spool files left behind (a crash after the spool was stored) are
+// removed at start-up.
+func TestWriter_EmptySpoolFilesAreRemovedAtStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{"butler-audit-spool-0.jsonl", "butler-audit-spool-0.offset", "butler-audit-spool-3.jsonl"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := openWriter(t, &outageSink{}, fast(audit.WriterOptions{SpoolDir: dir}))
+	defer closeIn(t, w, 10*time.Second)
+	if matches, _ := filepath.Glob(filepath.Join(dir, "*")); len(matches) != 0 {
+		t.Errorf("files left in the spool directory after start-up: %v", matches)
+	}
+}
+
+// lockedBuf is a log destination safe for concurrent writes.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// A long outage logs that the store cannot take records once (then at most
+// every 30 s), not at every retry, and once that it is back.
+func TestWriter_OutageIsLoggedOnceNotPerRetry(t *testing.T) {
+	t.Parallel()
+	buf := &lockedBuf{}
+	logger := slog.New(slog.NewJSONHandler(buf, nil))
+	sink := &outageSink{down: true}
+	w, err := audit.OpenWriter(sink, logger, fast(audit.WriterOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeIn(t, w, 10*time.Second)
+	recordAll(t, w, numbered(0, 3))
+	for deadline := time.Now().Add(10 * time.Second); sink.attempts() < 20; {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d attempts in 10s", sink.attempts())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sink.setDown(false)
+	sink.waitStored(t, 3)
+	for i := range 3 { // more batches, each stored at once
+		recordAll(t, w, numbered(3+i, 1))
+		sink.waitStored(t, 4+i)
+	}
+	if n := buf.count("audit store cannot take records"); n != 1 {
+		t.Errorf("%d warnings over %d failed attempts, want 1", n, sink.attempts()-1)
+	}
+	for deadline := time.Now().Add(5 * time.Second); buf.count("audit store takes records again") != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no single line saying the store takes records again:\n%s", buf.b.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// heldSink holds each call until the test releases it.
+type heldSink struct {
+	entered chan []audit.Record
+	release chan struct{}
+}
+
+func (s heldSink) AppendAudit(_ context.Context, recs []audit.Record) error {
+	s.entered <- slices.Clone(recs)
+	<-s.release
+	return nil
+}
+
+// The batch being written does not count against Queue: a Record waiting
+// for room gets it as soon as the next batch is taken, not once that batch
+// is stored (which, in an outage, can take long).
+func TestWriter_WaitingRecordGetsRoomWhenItsBatchIsTaken(t *testing.T) {
+	t.Parallel()
+	sink := heldSink{entered: make(chan []audit.Record, 8), release: make(chan struct{}, 8)}
+	w := openWriter(t, sink, &audit.WriterOptions{Queue: 1, MaxBatch: 1, MaxDelay: time.Hour})
+	recs := numbered(0, 3)
+	w.Record(context.Background(), recs[0])
+	<-sink.entered                          // r0 is being written, and held
+	w.Record(context.Background(), recs[1]) // fills memory
+	returned := make(chan struct{})
+	go func() {
+		w.Record(context.Background(), recs[2]) // waits for room
+		close(returned)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	sink.release <- struct{}{} // r0 stored; r1's batch is taken and held
+	if got := <-sink.entered; got[0].RequestID != recs[1].RequestID {
+		t.Fatalf("second batch %v, want r1", got)
+	}
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting Record got no room while r1's batch was being written")
+	}
+	for range 2 {
+		sink.release <- struct{}{}
+	}
+	closeIn(t, w, 10*time.Second)
 }

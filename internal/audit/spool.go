@@ -31,6 +31,10 @@ const (
 	spoolSlots  = 64
 )
 
+// afterSpoolOpen runs between opening a spool file and locking it: a hook
+// for the test of the race it guards against.
+var afterSpoolOpen = func(path string) {}
+
 // errSpoolFull: appending would make the spool larger than its limit.
 var errSpoolFull = errors.New("audit spool is full")
 
@@ -65,6 +69,7 @@ func openSpoolSlot(dir string, n int, max int64, syncEvery time.Duration) (*spoo
 		if err != nil {
 			return nil, fmt.Errorf("audit spool: %w", err)
 		}
+		afterSpoolOpen(path)
 		locked, err := lockFile(f)
 		if err != nil {
 			f.Close()

@@ -50,9 +50,9 @@ type WriterOptions struct {
 	SyncInterval time.Duration
 }
 
-// Closing: how many attempts Close makes to store what is left when there
-// is no spool to keep it in, and how long it waits for the writer after its
-// context ended.
+// Closing: how many attempts Close makes to store what is left before it
+// spools it (or, without a spool, logs it as lost), and how long it waits
+// for the writer after its context ended.
 const (
 	closeAttempts = 5
 	closeGrace    = time.Second
@@ -94,16 +94,16 @@ type Writer struct {
 	// spool holds the records that did not fit in memory; nil until first
 	// needed. spooling: it holds records not yet stored, so new ones go
 	// after them (and q is empty).
-	spool    *spool
-	spooling bool
-	spoolErr error // the spool's last failure; it is retried after spoolRetry
-	spoolAt  time.Time
+	spool      *spool
+	spooling   bool
+	spoolErr   error // the spool's last failure; it is retried after spoolRetry
+	spoolAt    time.Time
+	spoolRetry time.Duration
 	// moved: the batch being written was moved into the spool (with the
 	// rest of memory) while it was being written; it ends at movedEnd.
 	moved    bool
 	movedEnd int64
 	closed   bool
-	closeCtx context.Context
 	waiting  int   // Records waiting for room
 	lastErr  error // the store's last error; nil after a success
 	failedAt time.Time
@@ -113,7 +113,7 @@ type Writer struct {
 	room      chan Record   // where a waiting Record hands over its record
 	closing   chan struct{} // closed by Close
 	runCtx    context.Context
-	cancelRun context.CancelFunc // when Close's context ends
+	cancelRun context.CancelFunc // when Close's context ends (or, with a spool, shortly before)
 	done      chan struct{}
 }
 
@@ -170,7 +170,8 @@ func OpenWriter(sink Sink, logger *slog.Logger, opts *WriterOptions) (*Writer, e
 		logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{sink: sink, log: LogRecorder{Logger: logger}, logger: logger, opts: o,
-		wake: make(chan struct{}, 1), room: make(chan Record), closing: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), room: make(chan Record), closing: make(chan struct{}), done: make(chan struct{}),
+		spoolRetry: spoolRetry}
 	w.runCtx, w.cancelRun = context.WithCancel(context.Background())
 	if o.SpoolDir != "" {
 		if err := w.adoptSpool(); err != nil {
@@ -220,7 +221,7 @@ func (w *Writer) Record(ctx context.Context, r Record) {
 		w.logger.ErrorContext(ctx, "audit record after shutdown, not stored", "request_id", r.RequestID)
 		return
 	}
-	if w.waiting == 0 && w.enqueueLocked(r) {
+	if w.enqueueLocked(r) {
 		w.mu.Unlock()
 		w.poke()
 		return
@@ -243,20 +244,18 @@ func (w *Writer) Accepting() error {
 	if w.closed {
 		return fmt.Errorf("%w: the audit log is shutting down", ErrFull)
 	}
-	if w.waiting == 0 {
-		if !w.spooling && w.memLocked() < w.opts.Queue-w.memReserve() {
-			return nil
+	if !w.spooling && w.memLocked() < w.opts.Queue {
+		return nil
+	}
+	if w.spoolUsableLocked() && w.openSpoolLocked() {
+		// Room for this call's record, for moving memory to the spool when
+		// that has not happened yet, and for calls already running.
+		need := w.spoolReserve() + w.lineEstimate()
+		if !w.spooling {
+			need += int64(w.q.len()) * w.lineEstimate()
 		}
-		if w.spoolUsableLocked() {
-			// Room for this call's record, for moving memory to the spool
-			// when that has not happened yet, and for calls already running.
-			need := w.spoolReserve() + w.lineEstimate()
-			if !w.spooling {
-				need += int64(w.q.len()) * w.lineEstimate()
-			}
-			if w.spoolFreeLocked() >= need {
-				return nil
-			}
+		if w.spoolFreeLocked() >= need {
+			return nil
 		}
 	}
 	err := fmt.Errorf("%w: %d records wait for the store in memory", ErrFull, w.q.len())
@@ -273,15 +272,6 @@ func (w *Writer) Accepting() error {
 // already running.
 func (w *Writer) spoolReserve() int64 { return min(w.opts.SpoolMax/64, 1<<20) }
 
-// memReserve is the memory room Accepting keeps for the records of calls
-// already running, when there is no spool to take them.
-func (w *Writer) memReserve() int {
-	if w.opts.SpoolDir != "" {
-		return 0
-	}
-	return w.opts.Queue / 64
-}
-
 // lineEstimate is the expected size of a record in the spool: the average
 // so far, or a generous guess.
 func (w *Writer) lineEstimate() int64 {
@@ -296,7 +286,7 @@ func (w *Writer) lineEstimate() int64 {
 func (w *Writer) memLocked() int { return w.q.len() - w.inflight }
 
 func (w *Writer) spoolUsableLocked() bool {
-	return w.opts.SpoolDir != "" && (w.spoolErr == nil || time.Since(w.spoolAt) > spoolRetry)
+	return w.opts.SpoolDir != "" && (w.spoolErr == nil || time.Since(w.spoolAt) > w.spoolRetry)
 }
 
 func (w *Writer) spoolFreeLocked() int64 {
@@ -334,29 +324,8 @@ func (w *Writer) enqueueLocked(r Record) bool {
 // included, to the spool, so that the spool holds the oldest records and
 // new ones can follow them there.
 func (w *Writer) spillLocked() bool {
-	if w.spool == nil {
-		for n := range spoolSlots {
-			s, err := openSpoolSlot(w.opts.SpoolDir, n, w.opts.SpoolMax, w.opts.SyncInterval)
-			if err != nil {
-				w.spoolFailedLocked(err)
-				return false
-			}
-			if s != nil {
-				w.spool = s
-				break
-			}
-		}
-		if w.spool == nil {
-			w.spoolFailedLocked(fmt.Errorf("audit spool: all %d spool files of %s are in use by other processes", spoolSlots, w.opts.SpoolDir))
-			return false
-		}
-		if w.spool.unread() > 0 {
-			// A stopped process's spool, found after start-up: its records
-			// go first, which keeps each process's records in order.
-			w.spooling = true
-			w.logger.Info("audit spool found; storing its records before new ones", "path", w.spool.path, "bytes", w.spool.unread())
-			return w.spillLocked()
-		}
+	if !w.openSpoolLocked() {
+		return false
 	}
 	recs := w.q.all()
 	if len(recs) > 0 {
@@ -380,8 +349,40 @@ func (w *Writer) spillLocked() bool {
 	return true
 }
 
+// openSpoolLocked opens the spool file, in the first free slot of
+// SpoolDir, unless it is open. Accepting calls it before it lets a call in
+// whose record would go to the spool, so that a spool that cannot be
+// created refuses calls instead of holding their Record up.
+func (w *Writer) openSpoolLocked() bool {
+	if w.spool != nil {
+		return true
+	}
+	for n := range spoolSlots {
+		s, err := openSpoolSlot(w.opts.SpoolDir, n, w.opts.SpoolMax, w.opts.SyncInterval)
+		if err != nil {
+			w.spoolFailedLocked(err)
+			return false
+		}
+		if s != nil {
+			w.spool = s
+			break
+		}
+	}
+	if w.spool == nil {
+		w.spoolFailedLocked(fmt.Errorf("audit spool: all %d spool files of %s are in use by other processes", spoolSlots, w.opts.SpoolDir))
+		return false
+	}
+	if w.spool.unread() > 0 {
+		// A stopped process's spool, found after start-up: its records go
+		// first, which keeps each process's records in order.
+		w.spooling = true
+		w.logger.Info("audit spool found; storing its records before new ones", "path", w.spool.path, "bytes", w.spool.unread())
+	}
+	return true
+}
+
 func (w *Writer) spoolFailedLocked(err error) {
-	if w.spoolErr == nil || time.Since(w.spoolAt) > spoolRetry {
+	if w.spoolErr == nil || time.Since(w.spoolAt) > w.spoolRetry {
 		w.logger.Error("audit spool cannot take records", "err", err)
 	}
 	w.spoolErr, w.spoolAt = err, time.Now()
@@ -426,9 +427,14 @@ func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
-		w.closeCtx = ctx
 		close(w.closing)
+		// Stop trying the store when ctx ends, or, with a spool, early
+		// enough before to spool what is left.
 		context.AfterFunc(ctx, w.cancelRun)
+		if dl, ok := ctx.Deadline(); ok && w.spoolUsableLocked() {
+			reserve := min(time.Until(dl)/2, time.Second)
+			time.AfterFunc(time.Until(dl.Add(-reserve)), w.cancelRun)
+		}
 	}
 	w.mu.Unlock()
 	w.poke()
@@ -552,17 +558,17 @@ func (w *Writer) write(batch []Record, fromSpool bool, end int64) bool {
 }
 
 // store writes batch to the store, retrying with backoff for as long as it
-// fails, until it succeeds; once closing, it gives up (false) after one
-// failure when there is a spool to keep the records, else after
-// closeAttempts or when Close's context ends.
+// fails, until it succeeds; once closing, it gives up (false) after
+// closeAttempts, or when Close says to stop trying.
 func (w *Writer) store(batch []Record) bool {
 	wait := w.opts.RetryMin
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := w.attemptContext()
+		// Bounded, and ended when Close says to stop trying.
+		ctx, cancel := context.WithTimeout(w.runCtx, attemptTimeout)
 		err := w.sink.AppendAudit(ctx, batch)
 		cancel()
 		w.mu.Lock()
-		closing, spool := w.closed, w.spoolUsableLocked()
+		closing := w.closed
 		if err == nil {
 			if w.lastErr != nil {
 				w.logger.Info("audit store takes records again", "unavailable_for", time.Since(w.failedAt).Round(time.Millisecond).String())
@@ -581,7 +587,7 @@ func (w *Writer) store(batch []Record) bool {
 		}
 		w.lastErr = err
 		w.mu.Unlock()
-		if closing && (spool || attempt >= closeAttempts || w.runCtx.Err() != nil) {
+		if closing && (attempt >= closeAttempts || w.runCtx.Err() != nil) {
 			return false
 		}
 		var stop <-chan struct{}
@@ -597,26 +603,6 @@ func (w *Writer) store(batch []Record) bool {
 		t.Stop()
 		wait = min(2*wait, w.opts.RetryMax)
 	}
-}
-
-// attemptContext is the context of one attempt: bounded, ended when Close's
-// context ends, and, while closing with a spool, ended early enough to
-// spool what the store did not take.
-func (w *Writer) attemptContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(w.runCtx, attemptTimeout)
-	w.mu.Lock()
-	closing, cctx, spool := w.closed, w.closeCtx, w.spoolUsableLocked()
-	w.mu.Unlock()
-	if !closing || !spool {
-		return ctx, cancel
-	}
-	dl, ok := cctx.Deadline()
-	if !ok {
-		return ctx, cancel
-	}
-	reserve := min(time.Until(dl)/2, time.Second)
-	ctx2, cancel2 := context.WithDeadline(ctx, dl.Add(-reserve))
-	return ctx2, func() { cancel2(); cancel() }
 }
 
 // sleep waits d, or less when Close's context ends; it reports false then.

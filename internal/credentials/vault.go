@@ -181,6 +181,7 @@ type KeyCheck struct {
 	mu     sync.Mutex
 	value  []byte // the canary last checked
 	result error  // and what the check found
+	opens  int    // how many canaries it decrypted (for tests)
 }
 
 // NewKeyCheck returns the check of v against s. logger may be nil.
@@ -218,6 +219,7 @@ func (k *KeyCheck) checkValue(ctx context.Context, value []byte) error {
 		defer k.mu.Unlock()
 		return k.result
 	}
+	k.opens++
 	k.mu.Unlock()
 	stale, err := k.vault.OpenCanary(value)
 	if err == nil && stale {

@@ -98,6 +98,11 @@ type canaryStore struct {
 	mu   sync.Mutex
 	down bool
 	gets int
+	// together, when set, makes the first together reads wait for each
+	// other before they return (all find no canary), as replicas starting
+	// at once do.
+	together int
+	gate     chan struct{}
 }
 
 func (s *canaryStore) setDown(d bool) { s.mu.Lock(); s.down = d; s.mu.Unlock() }
@@ -117,8 +122,22 @@ func (s *canaryStore) GetSetting(ctx context.Context, name string) ([]byte, erro
 	}
 	s.mu.Lock()
 	s.gets++
+	var gate chan struct{}
+	if s.together > 0 {
+		if s.gate == nil {
+			s.gate = make(chan struct{})
+		}
+		gate = s.gate
+		if s.together--; s.together == 0 {
+			close(s.gate)
+		}
+	}
 	s.mu.Unlock()
-	return s.Store.GetSetting(ctx, name)
+	v, err := s.Store.GetSetting(ctx, name)
+	if gate != nil {
+		<-gate // every replica has read before any goes on
+	}
+	return v, err
 }
 
 func newCanaryStore(t *testing.T) *canaryStore {
@@ -254,25 +273,92 @@ func TestKeyCheck_StoreDownIsNotAWrongKey(t *testing.T) {
 	}
 }
 
-// Replicas starting together on a new database: one canary is written;
-// the replicas with that key pass, one with another key fails.
+// Replicas starting together on a new database, some with one key and
+// some with another: one canary is written, and exactly the replicas with
+// its key pass.
 func TestKeyCheck_ReplicasRacingOnFirstStart(t *testing.T) {
 	t.Parallel()
-	st := newCanaryStore(t)
-	const n = 6
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { errs[i] = NewKeyCheck(st, vault(t, 1), nil).Check(t.Context()) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("replica %d: Check = %v", i, err)
+	for range 5 {
+		st := newCanaryStore(t)
+		const n = 6
+		st.together = n
+		keys := []byte{1, 1, 1, 3, 3, 3}
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { errs[i] = NewKeyCheck(st, vault(t, keys[i]), nil).Check(t.Context()) })
+		}
+		wg.Wait()
+		passed := map[byte]int{}
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				passed[keys[i]]++
+			case !errors.Is(err, ErrWrongKey):
+				t.Errorf("replica %d: Check = %v, want nil or ErrWrongKey", i, err)
+			}
+		}
+		if !(passed[1] == 3 && passed[3] == 0) && !(passed[1] == 0 && passed[3] == 3) {
+			t.Errorf("replicas passing by key: %v; want the three of one key, none of the other", passed)
 		}
 	}
-	if err := NewKeyCheck(st, vault(t, 3), nil).Check(t.Context()); !errors.Is(err, ErrWrongKey) {
-		t.Errorf("a replica with another key: Check = %v, want ErrWrongKey", err)
+}
+
+// Each check reads the canary, but decrypts it only when it changed.
+func TestKeyCheck_CachesTheResultOfACanary(t *testing.T) {
+	t.Parallel()
+	st := newCanaryStore(t)
+	k := NewKeyCheck(st, vault(t, 1), nil)
+	for range 3 {
+		if err := k.Check(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k.opens != 0 {
+		t.Errorf("%d canaries decrypted after writing it and checking it twice, want 0", k.opens)
+	}
+	// Another replica's rotation replaces the canary: checked again, once.
+	if err := NewKeyCheck(st, vault(t, 2, 1), nil).Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := k.Check(t.Context()); !errors.Is(err, ErrWrongKey) {
+			t.Errorf("key 1 alone after the canary was sealed with key 2: Check = %v, want ErrWrongKey", err)
+		}
+	}
+	if k.opens != 1 {
+		t.Errorf("%d canaries decrypted, want 1 (the new one, once)", k.opens)
+	}
+	if st.gets < 6 {
+		t.Errorf("%d reads of the canary for 6 checks: a check must read it", st.gets)
+	}
+}
+
+// A canary must hold the canary's plaintext, sealed for no user: neither
+// another plaintext nor a user's sealed credential passes.
+func TestKeyCheck_OnlyTheCanaryPasses(t *testing.T) {
+	t.Parallel()
+	v := vault(t, 1)
+	sealed, id, err := v.Seal(canaryUser, "", []byte("something else"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, credID, err := v.Seal("alice", "alice", []byte(canaryPlaintext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, value := range map[string][]byte{
+		"another plaintext":   append([]byte(canaryFormat+id+"\n"), sealed...),
+		"a user's credential": append([]byte(canaryFormat+credID+"\n"), cred...),
+		"no format line":      append([]byte(id+"\n"), mustSealCanary(t, v)[len(canaryFormat)+len(id)+1:]...),
+	} {
+		st := newCanaryStore(t)
+		if err := st.Store.PutSetting(t.Context(), CanarySetting, value); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewKeyCheck(st, v, nil).Check(t.Context()); !errors.Is(err, ErrWrongKey) {
+			t.Errorf("%s as the canary: Check = %v, want ErrWrongKey", name, err)
+		}
 	}
 }
 
@@ -291,4 +377,13 @@ func TestKeyCheck_CanaryRevealsNothing(t *testing.T) {
 	if bytes.Contains(canary, k[:8]) || bytes.Contains(canary, []byte("key canary")) {
 		t.Errorf("the canary %q shows the key or its plaintext", canary)
 	}
+}
+
+func mustSealCanary(t *testing.T, v *Vault) []byte {
+	t.Helper()
+	c, err := v.SealCanary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
