@@ -63,7 +63,9 @@ func TestDocs_NoLinksOutsideRepo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forbidden := []string{"../shared", "CONTRACT.md", "CONTRACT §"}
+	// A path out of the repository to the steering folder, spelled so that
+	// this file itself does not contain it.
+	forbidden := []string{".." + "/shared", "CONTRACT.md", "CONTRACT §"}
 
 	files := docsFiles(t)
 	examples, err := filepath.Glob("../examples/*")

@@ -13,7 +13,7 @@ import (
 )
 
 // fixtureDir is the folder of responses recorded from real Jenkins servers,
-// beside the repository in ../shared.
+// kept in the repository's testdata/jenkins.
 func fixtureDir(t testing.TB) string {
 	dir := filepath.Join("..", "..", "testdata", "jenkins")
 	if _, err := os.Stat(dir); err != nil {
