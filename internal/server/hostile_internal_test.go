@@ -16,6 +16,7 @@ import (
 	"github.com/butler-mcp/butler/internal/authn"
 	"github.com/butler-mcp/butler/internal/authz"
 	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/metrics"
 	"github.com/butler-mcp/butler/internal/request"
 )
 
@@ -195,7 +196,8 @@ func TestBindSessions_BoundsSessionsPerUserClosingTheOldestIdle(t *testing.T) {
 	}, func() time.Time { now = now.Add(time.Second); return now })
 	var del atomic.Int32
 	del.Store(http.StatusNoContent)
-	h := BindSessions(owners, &recorder{}, nil, time.Now)(newSessionSDK(&del))
+	m := metrics.New()
+	h := BindSessions(owners, &recorder{}, m, time.Now)(newSessionSDK(&del))
 	alice := identity.Principal{User: "alice"}
 	for range 3 {
 		h.ServeHTTP(httptest.NewRecorder(), sessionReq(http.MethodPost, "", "10.0.0.1:1", alice))
@@ -237,6 +239,11 @@ func TestBindSessions_BoundsSessionsPerUserClosingTheOldestIdle(t *testing.T) {
 	h.ServeHTTP(w, sessionReq(http.MethodPost, "", "10.0.0.9:6", g))
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
 		t.Errorf("a third guest session with none idle: %d, want 429 with Retry-After", w.Code)
+	}
+	mw := httptest.NewRecorder()
+	m.Handler().ServeHTTP(mw, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if !strings.Contains(mw.Body.String(), `butler_auth_failures_total{reason="too_many_sessions"} 1`) {
+		t.Error("the refused session is not counted in butler_auth_failures_total")
 	}
 }
 

@@ -83,6 +83,9 @@ func BindSessions(owners *sessionOwners, rec audit.Recorder, m *metrics.Metrics,
 				writeJSONError(w, http.StatusForbidden, "forbidden", "this MCP session belongs to another user; start a new session")
 				return
 			case refusedFull:
+				if m != nil {
+					m.AuthFailure("too_many_sessions")
+				}
 				t := now()
 				rec.Record(r.Context(), audit.Begin(t, sc, "").Failed(t, "rate_limited", "too many MCP sessions; none of the caller's is idle"))
 				w.Header().Set("Retry-After", "10")
