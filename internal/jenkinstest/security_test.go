@@ -300,7 +300,7 @@ func TestCrumb_RequiredAndBoundToSession(t *testing.T) {
 	}{
 		{"crumb without session", "alice", []func(*http.Request){withHeader("Jenkins-Crumb", c.Crumb)}, 403},
 		{"session without crumb", "alice", []func(*http.Request){withCookie}, 403},
-		{"wrong crumb", "alice", []func(*http.Request){withCookie, withHeader("Jenkins-Crumb", "0"+c.Crumb[1:])}, 403},
+		{"wrong crumb", "alice", []func(*http.Request){withCookie, withHeader("Jenkins-Crumb", otherFirstChar(c.Crumb))}, 403},
 		{"another user's crumb", "bob", []func(*http.Request){withCookie, withHeader("Jenkins-Crumb", c.Crumb)}, 403},
 		{"crumb and session", "alice", []func(*http.Request){withCookie, withHeader("Jenkins-Crumb", c.Crumb)}, 201},
 	} {
@@ -520,4 +520,13 @@ func TestProgressiveText_StartPastEndRestarts(t *testing.T) {
 	if !strings.HasPrefix(full, "Started by user Jenkins Admin\n") || !strings.HasSuffix(full, "Finished: FAILURE\n") {
 		t.Errorf("log ends: %q ... %q", full[:40], full[len(full)-40:])
 	}
+}
+
+// otherFirstChar changes the crumb's first hex digit, so the result never
+// equals the crumb (a fixed "0" did, for one crumb in sixteen).
+func otherFirstChar(crumb string) string {
+	if crumb[0] == '0' {
+		return "1" + crumb[1:]
+	}
+	return "0" + crumb[1:]
 }
