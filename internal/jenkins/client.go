@@ -380,6 +380,68 @@ func getJSON[T any](ctx context.Context, c *Client, cl call, parse func([]byte) 
 	return v, nil
 }
 
+// getStream fetches rel/api/json and hands the body to parse as it
+// arrives, never holding it whole; more than MaxJSONBytes is ErrTooLarge.
+func getStream(ctx context.Context, c *Client, cl call, parse func(io.Reader) error) error {
+	cl.method = http.MethodGet
+	resp, err := c.do(ctx, cl)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return &Error{Op: cl.op, Status: resp.StatusCode, Err: ErrUnavailable, Detail: "unexpected answer"}
+	}
+	body := &boundedReader{r: resp.Body, left: c.opts.MaxJSONBytes}
+	err = parse(body)
+	switch {
+	case body.over:
+		return &Error{Op: cl.op, Status: resp.StatusCode, Err: ErrTooLarge, Detail: fmt.Sprintf("answer larger than %d bytes", c.opts.MaxJSONBytes)}
+	case body.err != nil:
+		return transportError(ctx, cl.op, body.err)
+	case err != nil:
+		return &Error{Op: cl.op, Status: resp.StatusCode, Err: ErrUnavailable, Detail: "answer is not the JSON expected: " + err.Error()}
+	}
+	return nil
+}
+
+// errAnswerTooLarge ends a read past the answer bound.
+var errAnswerTooLarge = errors.New("answer too large")
+
+// boundedReader reads at most left bytes from r, then fails; it remembers
+// whether the bound or the transport ended the read.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+	err  error // a transport error, not io.EOF
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly the bound from a longer one.
+		var one [1]byte
+		n, err := b.r.Read(one[:])
+		if n > 0 {
+			b.over = true
+			return 0, errAnswerTooLarge
+		}
+		if err != nil && err != io.EOF {
+			b.err = err
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
 // post sends a POST and, when Jenkins refuses it for want of a CSRF crumb,
 // fetches a crumb with the same credential and retries once. With API-token
 // authentication Jenkins needs no crumb, but some set-ups (or proxies that

@@ -70,10 +70,11 @@ func TestListJobs_DeepFoldersCostOneRequestPerCutOff(t *testing.T) {
 	t.Parallel()
 	sim := deepInstance(t, 9)
 	c := serve(t, sim, "", &jenkins.Options{ListDepth: 4})
-	jobs, err := c.ListJobs(context.Background(), admin, jobpath.Path{}, true)
+	l, err := c.ListJobs(context.Background(), admin, jobpath.Path{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	jobs := listed(l)
 	if len(jobs) != 10 {
 		t.Fatalf("got %d jobs, want 10: %+v", len(jobs), jobs)
 	}
@@ -96,10 +97,11 @@ func TestListJobs_NonRecursiveSkipsFolders(t *testing.T) {
 	t.Parallel()
 	sim := deepInstance(t, 3)
 	c := serve(t, sim, "", nil)
-	jobs, err := c.ListJobs(context.Background(), admin, mustPath(t, "level0"), false)
+	l, err := c.ListJobs(context.Background(), admin, mustPath(t, "level0"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	jobs := listed(l)
 	if len(jobs) != 1 || jobs[0].FullName != "level0/job" {
 		t.Errorf("non-recursive level0: %+v", jobs)
 	}
@@ -275,4 +277,13 @@ func TestMe(t *testing.T) {
 	if err != nil || u.ID != "carol" || u.FullName != "Carol White" {
 		t.Errorf("Me = %+v, %v", u, err)
 	}
+}
+
+// listed is every job of l.
+func listed(l *jenkins.Listing) []jenkins.JobSummary {
+	out := make([]jenkins.JobSummary, l.Len())
+	for i := range out {
+		out[i] = l.Job(i)
+	}
+	return out
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,8 +55,9 @@ func (c *Client) Ping(ctx context.Context) (version string, err error) {
 // folder is the zero Path), sorted by full name. Folders themselves are not
 // listed. With recursive, jobs in sub-folders are included: one request
 // fetches ListDepth levels of folders at once with a tree query, and only
-// folders deeper than that cost further requests.
-func (c *Client) ListJobs(ctx context.Context, cred Credential, folder jobpath.Path, recursive bool) ([]JobSummary, error) {
+// folders deeper than that cost further requests. Answers are decoded as
+// they arrive and held compactly (see Listing).
+func (c *Client) ListJobs(ctx context.Context, cred Credential, folder jobpath.Path, recursive bool) (*Listing, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	depth := 1
@@ -63,34 +65,33 @@ func (c *Client) ListJobs(ctx context.Context, cred Credential, folder jobpath.P
 		depth = c.opts.ListDepth
 	}
 	var (
-		mu   sync.Mutex
-		out  []JobSummary
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 4)
+		mu    sync.Mutex
+		parts []*listingBuilder
+		errs  []error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, 4)
 	)
 	var fetch func(f jobpath.Path)
 	fetch = func(f jobpath.Path) {
 		defer wg.Done()
+		b := newListingBuilder(f.String())
 		sem <- struct{}{}
-		items, err := getJSON(ctx, c, call{
+		err := getStream(ctx, c, call{
 			op: fmt.Sprintf("list jobs in %q", f.String()), rel: f.URLPath() + "api/json",
 			query: url.Values{"tree": {listTree(depth)}}, cred: cred,
-		}, ParseJobTree)
+		}, func(r io.Reader) error { return parseListing(r, b, recursive) })
 		<-sem
+		mu.Lock()
 		if err != nil {
-			mu.Lock()
 			errs = append(errs, err)
-			mu.Unlock()
+		} else {
+			parts = append(parts, b)
+		}
+		mu.Unlock()
+		if err != nil {
 			return
 		}
-		var jobs []JobSummary
-		var deeper []jobpath.Path
-		collect(f.String(), items, recursive, &jobs, &deeper)
-		mu.Lock()
-		out = append(out, jobs...)
-		mu.Unlock()
-		for _, d := range deeper {
+		for _, d := range b.deeper {
 			wg.Add(1)
 			go fetch(d)
 		}
@@ -101,8 +102,9 @@ func (c *Client) ListJobs(ctx context.Context, cred Credential, folder jobpath.P
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].FullName < out[j].FullName })
-	return out, nil
+	// The listed folder's own answer first: its jobs say where the folder is.
+	slices.SortStableFunc(parts, func(x, y *listingBuilder) int { return len(x.folder) - len(y.folder) })
+	return mergeListings(folder.String(), parts), nil
 }
 
 // listTree builds the tree query for a listing nested depth levels deep.
@@ -115,43 +117,6 @@ func listTree(depth int) string {
 		inner = fields + ",jobs[" + inner + "]"
 	}
 	return "jobs[" + inner + "]"
-}
-
-// collect walks a tree answer. Items with a jobs list are folders (any kind:
-// plain, multibranch, organization); others are jobs. Folders whose children
-// were cut off by the tree depth are returned in deeper.
-func collect(prefix string, items []wireTreeItem, recursive bool, jobs *[]JobSummary, deeper *[]jobpath.Path) {
-	for _, it := range items {
-		if it.Name == "" {
-			// Jenkins names every item; an answer that does not cannot be
-			// listed under any path (found by FuzzParseJenkinsJSON).
-			continue
-		}
-		full := it.Name
-		if prefix != "" {
-			full = prefix + "/" + it.Name
-		}
-		if it.Jobs == nil {
-			s := JobSummary{FullName: full, Class: it.Class, URL: it.URL, Color: it.Color, LastBuild: it.LastBuild.number()}
-			if it.Buildable != nil {
-				s.Buildable = *it.Buildable
-			}
-			*jobs = append(*jobs, s)
-			continue
-		}
-		if !recursive {
-			continue
-		}
-		kids := *it.Jobs
-		if len(kids) > 0 && kids[0].URL == "" {
-			// Children cut at the depth limit: only names came back.
-			if p, err := jobpath.Parse(full); err == nil {
-				*deeper = append(*deeper, p)
-			}
-			continue
-		}
-		collect(full, kids, recursive, jobs, deeper)
-	}
 }
 
 const jobTree = "name,fullName,url,description,color,buildable,inQueue,queueItem[id],nextBuildNumber," +

@@ -315,33 +315,6 @@ func paramKind(typ, class string) string {
 	return ParamOther
 }
 
-// wireTreeItem is one item of a `jobs[...]` tree listing. Jobs is nil for
-// an item without a jobs list (a job), non-nil for a folder (empty when the
-// folder is).
-type wireTreeItem struct {
-	Class     string          `json:"_class"`
-	Name      string          `json:"name"`
-	URL       string          `json:"url"`
-	Color     string          `json:"color"`
-	Buildable *bool           `json:"buildable"`
-	LastBuild *buildRef       `json:"lastBuild"`
-	Jobs      *[]wireTreeItem `json:"jobs"`
-}
-
-type wireTree struct {
-	Class string         `json:"_class"`
-	Jobs  []wireTreeItem `json:"jobs"`
-}
-
-// ParseJobTree decodes a root or folder /api/json answer with a jobs tree.
-func ParseJobTree(data []byte) ([]wireTreeItem, error) {
-	var w wireTree
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, err
-	}
-	return w.Jobs, nil
-}
-
 type wireQueueItem struct {
 	Class      string       `json:"_class"`
 	ID         int64        `json:"id"`

@@ -101,21 +101,22 @@ func addListAllJobs(t *Toolset) (*def, error) {
 			if err != nil {
 				return nil, err
 			}
-			i := sort.Search(len(jobs), func(i int) bool { return jobs[i].FullName > after })
-			if after == "" {
-				i = 0
+			i := 0
+			if after != "" {
+				i = jobs.After(after)
 			}
-			end := min(i+in.Limit, len(jobs))
-			out := &ListJobsOut{Jobs: make([]JobSummary, 0, end-i), Total: len(jobs)}
-			for _, j := range jobs[i:end] {
+			end := min(i+in.Limit, jobs.Len())
+			out := &ListJobsOut{Jobs: make([]JobSummary, 0, end-i), Total: jobs.Len()}
+			for k := i; k < end; k++ {
+				j := jobs.Job(k)
 				s := JobSummary{FullName: j.FullName, URL: j.URL, Color: j.Color, Buildable: j.Buildable}
 				if j.LastBuild > 0 {
 					s.LastBuildNumber = ptr(j.LastBuild)
 				}
 				out.Jobs = append(out.Jobs, s)
 			}
-			if end < len(jobs) {
-				out.NextCursor = encodeCursor(cursor{After: jobs[end-1].FullName, Folder: folder.String(), Recursive: recursive})
+			if end < jobs.Len() {
+				out.NextCursor = encodeCursor(cursor{After: jobs.Name(end - 1), Folder: folder.String(), Recursive: recursive})
 			}
 			return out, nil
 		},

@@ -24,6 +24,10 @@ const (
 	listingTTL = 30 * time.Second
 	// listingMax bounds the listings held; the oldest goes first.
 	listingMax = 64
+	// listingMaxJobs bounds the jobs held in all listings together (about
+	// 40 bytes each plus the full name: some 60 MiB at most). A listing
+	// larger than this alone is still served, and held until the next.
+	listingMaxJobs = 1_000_000
 )
 
 // listings remembers, per caller and folder, the jobs a listing showed
@@ -38,7 +42,7 @@ type listings struct {
 }
 
 type listingEntry struct {
-	jobs  []jenkins.JobSummary
+	jobs  *jenkins.Listing
 	until time.Time
 }
 
@@ -56,7 +60,7 @@ func listingKey(p identity.Principal, cred jenkins.Credential, folder jobpath.Pa
 
 // get returns the listing of key, fetching it with fetch when it is not
 // held or has expired.
-func (l *listings) get(ctx context.Context, key string, fetch func(context.Context) ([]jenkins.JobSummary, error)) ([]jenkins.JobSummary, error) {
+func (l *listings) get(ctx context.Context, key string, fetch func(context.Context) (*jenkins.Listing, error)) (*jenkins.Listing, error) {
 	now := l.now()
 	l.mu.Lock()
 	e, ok := l.entries[key]
@@ -74,51 +78,62 @@ func (l *listings) get(ctx context.Context, key string, fetch func(context.Conte
 		if l.entries == nil {
 			l.entries = map[string]listingEntry{}
 		}
-		if len(l.entries) >= listingMax {
-			oldest := ""
-			for k, e := range l.entries {
-				if oldest == "" || e.until.Before(l.entries[oldest].until) {
-					oldest = k
-				}
-			}
-			delete(l.entries, oldest)
-		}
+		l.evict(jobs.Len())
 		l.entries[key] = listingEntry{jobs: jobs, until: l.now().Add(listingTTL)}
 		return jobs, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.([]jenkins.JobSummary), nil
+	return v.(*jenkins.Listing), nil
+}
+
+// evict makes room for a listing of n jobs: expired listings go, then the
+// oldest, until at most listingMax listings and listingMaxJobs jobs remain
+// with the new one. l.mu is held.
+func (l *listings) evict(n int) {
+	now := l.now()
+	held := 0
+	for k, e := range l.entries {
+		if !now.Before(e.until) {
+			delete(l.entries, k)
+			continue
+		}
+		held += e.jobs.Len()
+	}
+	for len(l.entries) > 0 && (len(l.entries) >= listingMax || held+n > listingMaxJobs) {
+		oldest := ""
+		for k, e := range l.entries {
+			if oldest == "" || e.until.Before(l.entries[oldest].until) {
+				oldest = k
+			}
+		}
+		held -= l.entries[oldest].jobs.Len()
+		delete(l.entries, oldest)
+	}
 }
 
 // visibleJobs keeps the jobs the policy lets p call get_job on: a job a
 // policy hides is hidden from listings too. When no policy names a job or
 // folder, the decision is the same for every job, so it is taken once.
-func (t *Toolset) visibleJobs(ctx context.Context, p identity.Principal, jobs []jenkins.JobSummary) []jenkins.JobSummary {
+func (t *Toolset) visibleJobs(ctx context.Context, p identity.Principal, jobs *jenkins.Listing) *jenkins.Listing {
 	allowed := func(name string) bool {
 		return t.deps.Authorizer.Decide(ctx, authz.Request{Principal: p, Tool: catalog.GetJob, Job: name}).Allow
 	}
 	if !t.deps.Authorizer.NamesItems() {
-		if len(jobs) == 0 || allowed(jobs[0].FullName) {
+		if jobs.Len() == 0 || allowed(jobs.Name(0)) {
 			return jobs
 		}
-		return nil
+		return jobs.Filter(func(string) bool { return false })
 	}
-	out := make([]jenkins.JobSummary, 0, len(jobs))
-	for _, j := range jobs {
-		if allowed(j.FullName) {
-			out = append(out, j)
-		}
-	}
-	return out
+	return jobs.Filter(allowed)
 }
 
 // listJobs is the listing of folder for the call's caller, from the cache
 // or from Jenkins, filtered by the policy.
-func (t *Toolset) listJobs(ctx context.Context, c *call, folder jobpath.Path, recursive bool) ([]jenkins.JobSummary, error) {
+func (t *Toolset) listJobs(ctx context.Context, c *call, folder jobpath.Path, recursive bool) (*jenkins.Listing, error) {
 	key := listingKey(c.principal, c.cred, folder, recursive)
-	jobs, err := t.listings.get(ctx, key, func(ctx context.Context) ([]jenkins.JobSummary, error) {
+	jobs, err := t.listings.get(ctx, key, func(ctx context.Context) (*jenkins.Listing, error) {
 		jobs, err := t.deps.Jenkins.ListJobs(ctx, c.cred, folder, recursive)
 		if err != nil {
 			return nil, err
