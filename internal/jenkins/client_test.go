@@ -287,3 +287,98 @@ func listed(l *jenkins.Listing) []jenkins.JobSummary {
 	}
 	return out
 }
+
+// coldInstance is folders×perFolder jobs, each with one finished build
+// (every third failed), on a controller that has read no build record.
+func coldInstance(t *testing.T, folders, perFolder int) *jenkinstest.Server {
+	t.Helper()
+	sim := jenkinstest.New(&jenkinstest.Options{Executors: -1})
+	sim.AddUser("admin", "Admin", "admin-token")
+	sim.Grant("admin", "", jenkinstest.PermAdminister)
+	for f := range folders {
+		folder := fmt.Sprintf("team-%02d", f)
+		if err := sim.AddFolder(folder); err != nil {
+			t.Fatal(err)
+		}
+		for n := range perFolder {
+			job := fmt.Sprintf("%s/job-%04d", folder, n)
+			if err := sim.AddJob(job, jenkinstest.JobSpec{}); err != nil {
+				t.Fatal(err)
+			}
+			result := "SUCCESS"
+			if n%3 == 0 {
+				result = "FAILURE"
+			}
+			if _, err := sim.AddBuild(job, jenkinstest.BuildSpec{Result: result}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return sim
+}
+
+// A listing reads no build record; the statuses of a page read about the
+// page's records, in one request per folder it spans. Before, a listing
+// asked for color and lastBuild of every job and a cold controller read
+// every job's last build record (2,000 here) for a page of 50.
+func TestListJobs_ReadsBuildRecordsOfOnePage(t *testing.T) {
+	t.Parallel()
+	sim := coldInstance(t, 4, 500)
+	c := serve(t, sim, "", nil)
+	l, err := c.ListJobs(context.Background(), admin, jobpath.Path{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Len() != 2000 || sim.BuildRecordsRead() != 0 {
+		t.Fatalf("listing: %d jobs, %d build records read; want 2000 and 0", l.Len(), sim.BuildRecordsRead())
+	}
+	sim.ResetRequests()
+	from := 480 // a page across two folders: team-00's last 20, team-01's first 30
+	st, err := c.JobStatuses(context.Background(), admin, l, from, from+50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.BuildRecordsRead(); n != 50 {
+		t.Errorf("a page of 50 read %d build records, want 50", n)
+	}
+	if n := len(sim.Requests()); n != 2 {
+		t.Errorf("a page across two folders cost %d requests, want 2", n)
+	}
+	for i, s := range st {
+		name := l.Name(from + i)
+		var k int
+		_, _ = fmt.Sscanf(name[strings.LastIndexByte(name, '-')+1:], "%d", &k)
+		want := "blue"
+		if k%3 == 0 {
+			want = "red"
+		}
+		if !s.Known || s.Color != want || s.LastBuild != 1 {
+			t.Errorf("%s: %+v, want %s #1", name, s, want)
+		}
+	}
+}
+
+// A page spread over more folders than MaxStatusRequests is asked through
+// the folders' parent: the requests stay bounded and every status is read.
+func TestJobStatuses_ManyFoldersCostBoundedRequests(t *testing.T) {
+	t.Parallel()
+	sim := coldInstance(t, 30, 2)
+	c := serve(t, sim, "", nil)
+	l, err := c.ListJobs(context.Background(), admin, jobpath.Path{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.ResetRequests()
+	st, err := c.JobStatuses(context.Background(), admin, l, 0, l.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sim.Requests()); n > jenkins.MaxStatusRequests {
+		t.Errorf("60 jobs in 30 folders cost %d requests, more than %d", n, jenkins.MaxStatusRequests)
+	}
+	for i, s := range st {
+		if !s.Known || s.LastBuild != 1 {
+			t.Errorf("%s: %+v", l.Name(i), s)
+		}
+	}
+}

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/butler-mcp/butler/internal/jobpath"
@@ -19,34 +19,47 @@ import (
 // Listing is a job listing held compactly, sorted by full name. A listing
 // of a large controller is held once per caller for the listing cache's
 // lifetime, so its size matters: every full name lives in one shared
-// string, a job's class and colour are indexes into small tables, and its
-// URL is not stored when it is the one Jenkins derives from the item's
-// path (Item.getUrl: the parent's URL + "job/" + the encoded name + "/"),
-// which is every job on a controller without unusual names. A job costs
-// about 24 bytes plus its full name, where a JobSummary costs five string
-// headers and four separate strings.
+// string, a job's class is an index into a small table, and its URL is not
+// stored when it is the one Jenkins derives from the item's path
+// (Item.getUrl: the parent's URL + "job/" + the encoded name + "/"), which
+// is every job on a controller without unusual names. A job costs 24 bytes
+// plus its full name, where a JobSummary costs five string headers and four
+// separate strings.
+//
+// A listing holds no build status (colour, last build): reading those makes
+// Jenkins load each job's last build record, which on a cold controller
+// means one file read per job (AbstractLazyLoadRunMap). Statuses are read
+// for one page at a time with Client.JobStatuses, from the positions the
+// listing remembers.
 //
 // A Listing is immutable once built and safe for concurrent use.
 type Listing struct {
-	names   string   // every full name, back to back
-	base    string   // URL of the listed folder as Jenkins reports it ("" when unknown)
-	classes []string // distinct _class values
-	colors  []string // distinct colours
-	urls    []string // URLs that are not base + the job's relative URL path
+	names   string       // every full name, back to back
+	base    string       // URL of the listed folder as Jenkins reports it ("" when unknown)
+	classes []string     // distinct _class values
+	urls    []string     // URLs that are not base + the job's relative URL path
+	folders []listFolder // folders[0] is the listed folder
 	jobs    []listed
 	prefix  int // length of the listed folder's full name plus its "/" (0 at the root)
 }
 
 // listed is one job of a Listing.
 type listed struct {
-	off, n uint32 // full name: names[off : off+n]
-	// lastBuild is the last build's number; Jenkins's build numbers are
-	// Java ints (Run.number), so 32 bits hold every one.
-	lastBuild int32
-	url       int32 // index in urls, or -1 when derived from base and the name
+	off, n    uint32 // full name: names[off : off+n]
+	url       int32  // index in urls, or -1 when derived from base and the name
+	folder    uint32 // index in folders of the job's parent
+	index     uint32 // position in the parent's jobs array, as Jenkins answered
 	class     uint16
-	color     uint8
 	buildable bool
+}
+
+// listFolder is a folder the listing went through: where it sits in its
+// parent's jobs array, so that a page's statuses can be asked for by
+// position (Stapler's tree ranges, `jobs[...]{M,N}`).
+type listFolder struct {
+	path   string // full name ("" at the root)
+	parent int32  // index in folders; -1 for the listed folder
+	index  uint32 // position in the parent's jobs array
 }
 
 // Len is the number of jobs.
@@ -63,16 +76,11 @@ func (l *Listing) Name(i int) string {
 	return l.names[j.off : j.off+j.n]
 }
 
-// Job is job i as a JobSummary.
+// Job is job i as a JobSummary, without its build status (see
+// Client.JobStatuses).
 func (l *Listing) Job(i int) JobSummary {
 	j := l.jobs[i]
-	s := JobSummary{
-		FullName:  l.Name(i),
-		Class:     l.classes[j.class],
-		Color:     l.colors[j.color],
-		Buildable: j.buildable,
-		LastBuild: int64(j.lastBuild),
-	}
+	s := JobSummary{FullName: l.Name(i), Class: l.classes[j.class], Buildable: j.buildable}
 	if j.url >= 0 {
 		s.URL = l.urls[j.url]
 	} else {
@@ -159,21 +167,30 @@ func needsEscape(s string) bool {
 	return false
 }
 
-// listingBuilder collects the jobs of one listing request.
+// listingBuilder collects the jobs of one listing, from one request or
+// several at once (folders deeper than the tree query reach are fetched
+// separately); it is safe for concurrent use.
 type listingBuilder struct {
+	mu      sync.Mutex
 	folder  string // full name of the listed folder ("" at the root)
 	names   []byte
 	base    string
 	baseSet bool
 	classes map[string]uint16
-	colors  map[string]uint8
 	urls    []string
+	folders []listFolder
 	jobs    []listed
-	deeper  []jobpath.Path
+	deeper  []cutOff
+}
+
+// cutOff is a folder whose children the tree query did not reach.
+type cutOff struct {
+	path   jobpath.Path
+	folder uint32 // index in folders
 }
 
 func newListingBuilder(folder string) *listingBuilder {
-	return &listingBuilder{folder: folder, classes: map[string]uint16{}, colors: map[string]uint8{}}
+	return &listingBuilder{folder: folder, classes: map[string]uint16{}, folders: []listFolder{{path: folder, parent: -1}}}
 }
 
 // wireListItem is one item of a `jobs[...]` tree. Jobs stays raw: it is
@@ -183,18 +200,49 @@ type wireListItem struct {
 	Class     string          `json:"_class"`
 	Name      string          `json:"name"`
 	URL       string          `json:"url"`
-	Color     string          `json:"color"`
 	Buildable *bool           `json:"buildable"`
-	LastBuild *buildRef       `json:"lastBuild"`
 	Jobs      json.RawMessage `json:"jobs"`
 }
 
-// add records a job with full name full.
-func (b *listingBuilder) add(full string, it *wireListItem) error {
+// addFolder records a folder at position index of parent and returns its
+// index in folders.
+func (b *listingBuilder) addFolder(full string, parent, index uint32) (uint32, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.folders) >= 1<<31-1 {
+		return 0, errors.New("listing too large")
+	}
+	b.folders = append(b.folders, listFolder{path: full, parent: int32(parent), index: index})
+	return uint32(len(b.folders) - 1), nil
+}
+
+// cut records a folder whose children need a request of their own.
+func (b *listingBuilder) cut(full string, folder uint32) {
+	if p, err := jobpath.Parse(full); err == nil {
+		b.mu.Lock()
+		b.deeper = append(b.deeper, cutOff{path: p, folder: folder})
+		b.mu.Unlock()
+	}
+}
+
+// takeDeeper returns and forgets the cut-off folders found so far.
+func (b *listingBuilder) takeDeeper() []cutOff {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d := b.deeper
+	b.deeper = nil
+	return d
+}
+
+// add records a job with full name full at position index of folder.
+func (b *listingBuilder) add(full string, it *wireListItem, folder, index uint32) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if len(b.jobs) >= 1<<31-1 || len(b.classes) >= 1<<16-1 || len(b.names)+len(full) >= 1<<32-1 {
 		return errors.New("listing too large")
 	}
-	j := listed{off: uint32(len(b.names)), n: uint32(len(full)), lastBuild: buildNumber32(it.LastBuild.number()), url: -1, buildable: it.Buildable != nil && *it.Buildable}
+	j := listed{off: uint32(len(b.names)), n: uint32(len(full)), url: -1, folder: folder, index: index,
+		buildable: it.Buildable != nil && *it.Buildable}
 	b.names = appendGrowing(b.names, len(full))
 	b.names = append(b.names, full...)
 	c, ok := b.classes[it.Class]
@@ -203,18 +251,6 @@ func (b *listingBuilder) add(full string, it *wireListItem) error {
 		b.classes[it.Class] = c
 	}
 	j.class = c
-	k, ok := b.colors[it.Color]
-	if !ok {
-		if len(b.colors) >= 1<<8-1 {
-			// Jenkins has about twenty colours; anything past that is
-			// not one of them and is kept as the last colour seen.
-			k = uint8(len(b.colors) - 1)
-		} else {
-			k = uint8(len(b.colors))
-			b.colors[it.Color] = k
-		}
-	}
-	j.color = k
 	rel := full
 	if b.folder != "" {
 		rel = full[len(b.folder)+1:]
@@ -222,8 +258,7 @@ func (b *listingBuilder) add(full string, it *wireListItem) error {
 	if !b.baseSet {
 		// The first job tells where the listed folder is: its URL less
 		// its own relative path.
-		suffix := relativeURLPath(rel)
-		if base, ok := strings.CutSuffix(it.URL, suffix); ok {
+		if base, ok := strings.CutSuffix(it.URL, relativeURLPath(rel)); ok {
 			b.base = base
 		}
 		b.baseSet = true
@@ -237,16 +272,10 @@ func (b *listingBuilder) add(full string, it *wireListItem) error {
 	return nil
 }
 
-// buildNumber32 is n in 32 bits, clamped: Jenkins never sends a number
-// outside them.
-func buildNumber32(n int64) int32 {
-	return int32(min(max(n, math.MinInt32), math.MaxInt32))
-}
-
 // frozenString is b as a string without copying it (as strings.Builder
-// does): a listing's names are written once, by one builder, and b is
-// never written again after this call, so the string cannot change. A
-// copy would hold every name of a large listing twice while it is built.
+// does): a listing's names are written by one builder, and b is never
+// written again after this call, so the string cannot change. A copy would
+// hold every name of a large listing twice while it is built.
 func frozenString(b []byte) string {
 	if len(b) == 0 {
 		return ""
@@ -269,10 +298,12 @@ func appendGrowing[E any](s []E, n int) []E {
 // parseListing reads a root or folder /api/json answer with a jobs tree
 // from r as it arrives: the top-level items are decoded one at a time, so
 // the answer is never held whole (only the largest top-level item is, with
-// its sub-tree, while it is read). Items with a jobs list are folders;
-// others are jobs. Folders whose children were cut off by the tree depth go
-// to b.deeper; with recursive false folders are skipped.
-func parseListing(r io.Reader, b *listingBuilder, recursive bool) error {
+// its sub-tree, while it is read). The items are children of folder (an
+// index in b's folders; prefix is its full name). Items with a jobs list
+// are folders; others are jobs. Folders whose children were cut off by the
+// tree depth are recorded for a request of their own; with recursive
+// false, folders are skipped.
+func parseListing(r io.Reader, b *listingBuilder, folder uint32, prefix string, recursive bool) error {
 	dec := json.NewDecoder(r)
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
@@ -294,7 +325,7 @@ func parseListing(r io.Reader, b *listingBuilder, recursive bool) error {
 			return errors.New("jobs given twice")
 		}
 		seenJobs = true
-		if err := parseItems(dec, b, b.folder, recursive); err != nil {
+		if err := parseItems(dec, b, folder, prefix, true, recursive); err != nil {
 			return err
 		}
 	}
@@ -307,8 +338,10 @@ func parseListing(r io.Reader, b *listingBuilder, recursive bool) error {
 	return nil
 }
 
-// parseItems reads a jobs array (or null) of items under folder prefix.
-func parseItems(dec *json.Decoder, b *listingBuilder, prefix string, recursive bool) error {
+// parseItems reads a jobs array (or null) of the items of folder, whose
+// full name is prefix. top is false for a nested array, which may be cut
+// at the tree depth.
+func parseItems(dec *json.Decoder, b *listingBuilder, folder uint32, prefix string, top, recursive bool) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return err
@@ -319,31 +352,27 @@ func parseItems(dec *json.Decoder, b *listingBuilder, prefix string, recursive b
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return fmt.Errorf("jobs is %v, not an array", tok)
 	}
-	first := true
-	for dec.More() {
+	for index := uint32(0); dec.More(); index++ {
 		var it wireListItem
 		if err := dec.Decode(&it); err != nil {
 			return err
 		}
-		if first && prefix != b.folder && it.URL == "" {
+		if index == 0 && !top && it.URL == "" {
 			// At the deepest level of the tree query children report only
 			// their names: this folder's jobs need a request of their own.
-			if p, err := jobpath.Parse(prefix); err == nil {
-				b.deeper = append(b.deeper, p)
-			}
+			b.cut(prefix, folder)
 			return skipRest(dec)
 		}
-		first = false
-		if err := b.item(prefix, &it, recursive); err != nil {
+		if err := b.item(folder, prefix, index, &it, recursive); err != nil {
 			return err
 		}
 	}
 	return expectDelim(dec, ']')
 }
 
-// item records one decoded item under prefix: a job is added, a folder's
-// children are parsed when the listing is recursive.
-func (b *listingBuilder) item(prefix string, it *wireListItem, recursive bool) error {
+// item records one decoded item at position index of folder: a job is
+// added, a folder's children are parsed when the listing is recursive.
+func (b *listingBuilder) item(folder uint32, prefix string, index uint32, it *wireListItem, recursive bool) error {
 	if it.Name == "" {
 		// Jenkins names every item; one without a name cannot be listed
 		// under any path (found by FuzzParseJenkinsJSON).
@@ -355,12 +384,16 @@ func (b *listingBuilder) item(prefix string, it *wireListItem, recursive bool) e
 	}
 	kids := bytes.TrimSpace(it.Jobs)
 	if len(kids) == 0 || bytes.Equal(kids, []byte("null")) {
-		return b.add(full, it)
+		return b.add(full, it, folder, index)
 	}
 	if !recursive {
 		return nil
 	}
-	return parseItems(json.NewDecoder(bytes.NewReader(kids)), b, full, recursive)
+	id, err := b.addFolder(full, folder, index)
+	if err != nil {
+		return err
+	}
+	return parseItems(json.NewDecoder(bytes.NewReader(kids)), b, id, full, false, recursive)
 }
 
 // skipRest skips the remaining elements of an array and its end.
@@ -374,59 +407,23 @@ func skipRest(dec *json.Decoder) error {
 	return expectDelim(dec, ']')
 }
 
-// build sorts the jobs and returns the listing.
+// build sorts the jobs and returns the listing; b is not used again.
 func (b *listingBuilder) build() *Listing {
-	l := &Listing{names: frozenString(b.names), base: b.base, urls: slices.Clip(b.urls), jobs: b.jobs}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := &Listing{names: frozenString(b.names), base: b.base, urls: slices.Clip(b.urls), jobs: b.jobs, folders: slices.Clip(b.folders)}
 	b.names, b.jobs = nil, nil // the listing owns them now
 	if b.folder != "" {
 		l.prefix = len(b.folder) + 1
 	}
-	l.classes = tableOf(b.classes)
-	l.colors = tableOf(b.colors)
+	l.classes = make([]string, len(b.classes))
+	for s, i := range b.classes {
+		l.classes[i] = s
+	}
 	slices.SortStableFunc(l.jobs, func(x, y listed) int {
 		return cmp.Compare(l.names[x.off:x.off+x.n], l.names[y.off:y.off+y.n])
 	})
 	return l
-}
-
-func tableOf[K uint8 | uint16](m map[string]K) []string {
-	t := make([]string, len(m))
-	for s, i := range m {
-		t[i] = s
-	}
-	return t
-}
-
-// mergeListings joins the listings of a folder and of its deeper folders
-// (fetched separately) into one listing of the folder.
-func mergeListings(folder string, parts []*listingBuilder) *Listing {
-	if len(parts) == 1 {
-		return parts[0].build()
-	}
-	all := newListingBuilder(folder)
-	n := 0
-	for _, p := range parts {
-		n += len(p.jobs)
-	}
-	all.jobs = make([]listed, 0, n)
-	for _, p := range parts {
-		names := frozenString(p.names)
-		classes, colors := tableOf(p.classes), tableOf(p.colors)
-		for _, j := range p.jobs {
-			it := wireListItem{Class: classes[j.class], Color: colors[j.color], LastBuild: &buildRef{Number: int64(j.lastBuild)}, Buildable: &j.buildable}
-			if j.url >= 0 {
-				it.URL = p.urls[j.url]
-			} else {
-				rel := names[j.off : j.off+j.n]
-				if p.folder != "" {
-					rel = rel[len(p.folder)+1:]
-				}
-				it.URL = p.base + relativeURLPath(rel)
-			}
-			_ = all.add(names[j.off:j.off+j.n], &it)
-		}
-	}
-	return all.build()
 }
 
 func expectDelim(dec *json.Decoder, want json.Delim) error {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,11 +51,12 @@ func (c *Client) Ping(ctx context.Context) (version string, err error) {
 }
 
 // ListJobs returns every job the user can see in folder (the root when
-// folder is the zero Path), sorted by full name. Folders themselves are not
-// listed. With recursive, jobs in sub-folders are included: one request
-// fetches ListDepth levels of folders at once with a tree query, and only
-// folders deeper than that cost further requests. Answers are decoded as
-// they arrive and held compactly (see Listing).
+// folder is the zero Path), sorted by full name, without build statuses
+// (see Listing and JobStatuses). Folders themselves are not listed. With
+// recursive, jobs in sub-folders are included: one request fetches
+// ListDepth levels of folders at once with a tree query, and only folders
+// deeper than that cost further requests. Answers are decoded as they
+// arrive and held compactly.
 func (c *Client) ListJobs(ctx context.Context, cred Credential, folder jobpath.Path, recursive bool) (*Listing, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -64,54 +64,51 @@ func (c *Client) ListJobs(ctx context.Context, cred Credential, folder jobpath.P
 	if recursive {
 		depth = c.opts.ListDepth
 	}
+	b := newListingBuilder(folder.String())
 	var (
-		mu    sync.Mutex
-		parts []*listingBuilder
-		errs  []error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, 4)
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 4)
 	)
-	var fetch func(f jobpath.Path)
-	fetch = func(f jobpath.Path) {
+	var fetch func(f jobpath.Path, id uint32)
+	fetch = func(f jobpath.Path, id uint32) {
 		defer wg.Done()
-		b := newListingBuilder(f.String())
 		sem <- struct{}{}
 		err := getStream(ctx, c, call{
 			op: fmt.Sprintf("list jobs in %q", f.String()), rel: f.URLPath() + "api/json",
 			query: url.Values{"tree": {listTree(depth)}}, cred: cred,
-		}, func(r io.Reader) error { return parseListing(r, b, recursive) })
+		}, func(r io.Reader) error { return parseListing(r, b, id, f.String(), recursive) })
 		<-sem
-		mu.Lock()
 		if err != nil {
+			mu.Lock()
 			errs = append(errs, err)
-		} else {
-			parts = append(parts, b)
-		}
-		mu.Unlock()
-		if err != nil {
+			mu.Unlock()
 			return
 		}
-		for _, d := range b.deeper {
+		for _, d := range b.takeDeeper() {
 			wg.Add(1)
-			go fetch(d)
+			go fetch(d.path, d.folder)
 		}
 	}
 	wg.Add(1)
-	fetch(folder)
+	fetch(folder, 0)
 	wg.Wait()
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	// The listed folder's own answer first: its jobs say where the folder is.
-	slices.SortStableFunc(parts, func(x, y *listingBuilder) int { return len(x.folder) - len(y.folder) })
-	return mergeListings(folder.String(), parts), nil
+	return b.build(), nil
 }
 
 // listTree builds the tree query for a listing nested depth levels deep.
 // At the deepest level folders report only their children's names, so the
-// client can tell an empty folder from one whose children were cut off.
+// client can tell an empty folder from one whose children were cut off. It
+// asks for no build status: color and lastBuild make Jenkins load every
+// job's last build record (Job.getIconColor and Job.getLastBuild go through
+// the lazy-loading RunMap), which on a cold controller with many jobs is
+// one disk read each.
 func listTree(depth int) string {
-	const fields = "name,url,color,buildable,lastBuild[number]"
+	const fields = "name,url,buildable"
 	inner := "name"
 	for range depth {
 		inner = fields + ",jobs[" + inner + "]"

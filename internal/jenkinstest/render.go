@@ -212,7 +212,11 @@ func newSchema() *schema {
 		}
 	}
 	permalinkProp := func(name string) prop[*item] {
-		return prop[*item]{name: name, write: buildRef(func(j *item) *build { return permalink(j, name) })}
+		return prop[*item]{name: name, write: func(e *enc, j *item, t *tree) {
+			b := permalink(j, name)
+			e.rc.s.records.touch(j, b)
+			buildRef(func(*item) *build { return b })(e, j, t)
+		}}
 	}
 	buildList := func(limit int) func(e *enc, it *item, t *tree) {
 		return func(e *enc, it *item, t *tree) {
@@ -225,7 +229,10 @@ func newSchema() *schema {
 		{name: "allBuilds", write: buildList(-1)},
 		{name: "buildable", write: func(e *enc, j *item, _ *tree) { e.boolean(!j.spec.Disabled) }},
 		{name: "builds", write: buildList(100)},
-		{name: "color", write: func(e *enc, j *item, _ *tree) { e.str(jobColor(j)) }},
+		{name: "color", write: func(e *enc, j *item, _ *tree) {
+			e.rc.s.records.touch(j, permalink(j, "lastCompletedBuild"))
+			e.str(jobColor(j))
+		}},
 		permalinkProp("firstBuild"),
 		{name: "healthReport", write: func(e *enc, j *item, t *tree) {
 			writeArray(e, jobHealth(j), t, func(e *enc, h health) { writeObject(e, sc.health, h, t) })

@@ -75,6 +75,8 @@ type Server struct {
 	instance       string // instance id: session cookie name, X-Jenkins-Session
 	schema         *schema
 
+	records buildRecords // which build records Jenkins has read from disk
+
 	faultMu sync.Mutex
 	fault   Fault
 
@@ -495,3 +497,42 @@ func (s *Server) render(rc *reqCtx, def string, p perm, write func(e *enc, t *tr
 }
 
 func escapePathSegment(s string) string { return jobpath.EscapeSegment(s) }
+
+// buildRecords models AbstractLazyLoadRunMap (core/src/main/java/jenkins/
+// model/lazy/AbstractLazyLoadRunMap.java, getByNumber and load): Jenkins
+// reads a build's record (builds/N/build.xml) from disk the first time
+// something asks for it, and keeps it. A job's color (Job.getIconColor
+// and Run.getIconColor walk from the newest build down to the newest
+// finished one) and its permalinks (lastBuild and the
+// others, PermalinkProjectAction.Permalink.resolve) ask for builds from the
+// newest down to the one they name; on a controller that just started,
+// every job listed with those fields costs such reads.
+type buildRecords struct {
+	mu   sync.Mutex
+	read map[*build]struct{}
+}
+
+// touch records that Jenkins read the records of j's builds from the
+// newest down to b (all of them when b is nil).
+func (r *buildRecords) touch(j *item, b *build) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.read == nil {
+		r.read = map[*build]struct{}{}
+	}
+	for i := len(j.builds) - 1; i >= 0; i-- {
+		r.read[j.builds[i]] = struct{}{}
+		if j.builds[i] == b {
+			return
+		}
+	}
+}
+
+// BuildRecordsRead is the number of build records Jenkins has read from
+// disk since it started (see buildRecords): the cost on a cold controller
+// of the requests it answered.
+func (s *Server) BuildRecordsRead() int {
+	s.records.mu.Lock()
+	defer s.records.mu.Unlock()
+	return len(s.records.read)
+}

@@ -31,7 +31,7 @@ type ListJobsIn struct {
 type JobSummary struct {
 	FullName        string `json:"full_name" jsonschema:"job path to pass to other tools"`
 	URL             string `json:"url" jsonschema:"the job's page in Jenkins"`
-	Color           string `json:"color" jsonschema:"Jenkins status ball: blue=success, red=failed, yellow=unstable, aborted, notbuilt, disabled; suffix _anime while building"`
+	Color           string `json:"color" jsonschema:"Jenkins status ball: blue=success, red=failed, yellow=unstable, aborted, notbuilt, disabled; suffix _anime while building; unknown when the job changed in Jenkins since the listing was read (call get_job)"`
 	Buildable       bool   `json:"buildable" jsonschema:"false when the job is disabled"`
 	LastBuildNumber *int64 `json:"last_build_number" jsonschema:"number of the last build; null if it never ran"`
 }
@@ -42,6 +42,11 @@ type ListJobsOut struct {
 	Total      int          `json:"total" jsonschema:"number of jobs in the whole listing"`
 	NextCursor string       `json:"next_cursor,omitempty" jsonschema:"pass as cursor to get the next page; absent on the last page"`
 }
+
+// colorUnknown is the colour of a listed job whose status Jenkins no
+// longer reported when the page was read (moved, renamed or deleted since
+// the listing, which is cached for listingTTL).
+const colorUnknown = "unknown"
 
 type cursor struct {
 	After     string `json:"a"`
@@ -106,12 +111,21 @@ func addListAllJobs(t *Toolset) (*def, error) {
 				i = jobs.After(after)
 			}
 			end := min(i+in.Limit, jobs.Len())
+			// The statuses of this page only: the listing holds none (each
+			// costs Jenkins a build record read).
+			statuses, err := t.deps.Jenkins.JobStatuses(ctx, c.cred, jobs, i, end)
+			if err != nil {
+				return nil, err
+			}
 			out := &ListJobsOut{Jobs: make([]JobSummary, 0, end-i), Total: jobs.Len()}
 			for k := i; k < end; k++ {
-				j := jobs.Job(k)
-				s := JobSummary{FullName: j.FullName, URL: j.URL, Color: j.Color, Buildable: j.Buildable}
-				if j.LastBuild > 0 {
-					s.LastBuildNumber = ptr(j.LastBuild)
+				j, st := jobs.Job(k), statuses[k-i]
+				s := JobSummary{FullName: j.FullName, URL: j.URL, Color: st.Color, Buildable: j.Buildable}
+				if !st.Known {
+					s.Color = colorUnknown
+				}
+				if st.LastBuild > 0 {
+					s.LastBuildNumber = ptr(st.LastBuild)
 				}
 				out.Jobs = append(out.Jobs, s)
 			}

@@ -333,13 +333,20 @@ func TestListAllJobs_PagingCostsOneJenkinsListing(t *testing.T) {
 		}
 		args = map[string]any{"limit": 1, "cursor": next}
 	}
-	listing := 0
+	listing, statuses := 0, 0
 	for _, r := range e.sim.Requests() {
-		if strings.Contains(r.Path, "api/json") && strings.Contains(r.Query, "jobs") {
+		switch {
+		case !strings.Contains(r.Path, "api/json") || !strings.Contains(r.Query, "jobs"):
+		case strings.Contains(r.Query, "color"):
+			statuses++ // one page's statuses
+		default:
 			listing++
 		}
 	}
 	if pages < 3 || listing != 1 {
 		t.Errorf("%d pages cost %d Jenkins listings, want 1", pages, listing)
+	}
+	if statuses != pages {
+		t.Errorf("%d pages of one job cost %d status requests, want one each", pages, statuses)
 	}
 }
