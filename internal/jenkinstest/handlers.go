@@ -242,6 +242,22 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 	if rc.r.Method != http.MethodPost {
 		return methodNotAllowed("POST")
 	}
+	if err := parseForm(rc.r); err != nil {
+		return textReply(http.StatusBadRequest, "Bad form: "+err.Error())
+	}
+	quiet := s.quietPeriodOf(j)
+	if hasFormValue(rc.r, "delay") {
+		// ParameterizedJobMixIn.doBuild / doBuildWithParameters take
+		// "delay" as a @QueryParameter TimeDuration, bound before the
+		// method runs: a value TimeDuration.fromString cannot read throws
+		// IllegalArgumentException out of Stapler's parameter binding,
+		// before any other check, which Jenkins answers with its 500 page.
+		v, err := parseDelay(formValue(rc.r, "delay"))
+		if err != nil {
+			return textReply(http.StatusInternalServerError, "java.lang.IllegalArgumentException: "+err.Error())
+		}
+		quiet = v
+	}
 	if withParams {
 		if p&pBuild == 0 {
 			return forbidden(rc.user, PermBuild, "Job/Build")
@@ -260,28 +276,12 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 			return forbidden(rc.user, PermBuild, "Job/Build")
 		}
 	}
-	if err := parseForm(rc.r); err != nil {
-		return textReply(http.StatusBadRequest, "Bad form: "+err.Error())
-	}
 	var params []paramValue
 	if len(j.spec.Params) > 0 {
 		var err error
 		if params, err = requestParams(rc.r, j, withParams); err != nil {
 			return textReply(http.StatusBadRequest, err.Error())
 		}
-	}
-	quiet := s.quietPeriodOf(j)
-	if hasFormValue(rc.r, "delay") {
-		// ParameterizedJobMixIn.doBuild / doBuildWithParameters take
-		// "delay" as a @QueryParameter TimeDuration; a value
-		// TimeDuration.fromString cannot read throws
-		// IllegalArgumentException out of Stapler's parameter binding,
-		// which Jenkins answers with its 500 error page.
-		v, err := parseDelay(formValue(rc.r, "delay"))
-		if err != nil {
-			return textReply(http.StatusInternalServerError, "java.lang.IllegalArgumentException: "+err.Error())
-		}
-		quiet = v
 	}
 	q, created := s.enqueue(j, params, cause{userID: rc.user.id, userName: rc.user.fullName}, quiet, rc.now)
 	// ParametersDefinitionProperty.buildWithParameters answers 303 See

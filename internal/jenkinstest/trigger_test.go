@@ -184,6 +184,18 @@ func TestTrigger_DelayIsMillisecondsUnlessSuffixedSec(t *testing.T) {
 	}
 }
 
+func TestTrigger_BadDelayFailsBeforeThePermissionCheck(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestServer(t, nil, map[string]JobSpec{"j": {}})
+	// Stapler binds the @QueryParameter before doBuild runs.
+	if w := call(t, s, "POST", "/job/j/build?delay=soon", "bob"); w.Code != http.StatusInternalServerError {
+		t.Errorf("bob with a bad delay: %d, want 500", w.Code)
+	}
+	if w := call(t, s, "POST", "/job/j/build?delay=1", "bob"); w.Code != http.StatusForbidden {
+		t.Errorf("bob with a good delay: %d, want 403", w.Code)
+	}
+}
+
 func TestStop_RedirectsToTheBuildAsRequested(t *testing.T) {
 	t.Parallel()
 	s, _ := newTestServer(t, &Options{Prefix: "/ci"}, map[string]JobSpec{"j": {Duration: time.Minute}})
