@@ -160,6 +160,10 @@ func TestStdio_EveryTool(t *testing.T) {
 		t.Errorf("get_test_results: %v", r)
 	}
 	trig2 := mustOK(t, cs, "trigger_job", map[string]any{"job": "frontend/web-app"})
+	// A second identical request folds into the queued item.
+	if again := mustOK(t, cs, "trigger_job", map[string]any{"job": "frontend/web-app"}); trig2["merged"] != false || again["merged"] != true || again["queue_id"] != trig2["queue_id"] {
+		t.Errorf("identical triggers: %v then %v, want the second merged into the first", trig2, again)
+	}
 	if c := mustOK(t, cs, "cancel_queue_item", map[string]any{"queue_id": trig2["queue_id"]}); c["cancelled"] != true {
 		t.Errorf("cancel_queue_item: %v", c)
 	}

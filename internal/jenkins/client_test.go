@@ -224,8 +224,10 @@ func TestClient_NeverFollowsRedirects(t *testing.T) {
 	if err == nil || elsewhere.Load() != 0 {
 		t.Errorf("redirect followed: err=%v, requests elsewhere=%d", err, elsewhere.Load())
 	}
-	if err := c.StopBuild(context.Background(), admin, mustPath(t, "a"), 1); err != nil {
-		t.Errorf("a redirect answer to stop is success: %v", err)
+	// A redirect somewhere other than the build is not Jenkins's answer
+	// to a stop: an error, and not followed.
+	if err := c.StopBuild(context.Background(), admin, mustPath(t, "a"), 1); !errors.Is(err, jenkins.ErrUnavailable) {
+		t.Errorf("a redirect elsewhere in answer to stop: %v, want ErrUnavailable", err)
 	}
 	if elsewhere.Load() != 0 {
 		t.Error("stop followed the redirect")

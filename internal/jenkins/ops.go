@@ -128,10 +128,34 @@ func (c *Client) GetJob(ctx context.Context, cred Credential, job jobpath.Path) 
 		query: url.Values{"tree": {jobTree}}, cred: cred}, ParseJob)
 }
 
-// Trigger queues a build of job and returns the queue item id Jenkins gave
-// it. A parameterized job is started with buildWithParameters and params
-// (those not given take their defaults in Jenkins); any other job with build.
+// Queued is where a trigger went in Jenkins's queue.
+type Queued struct {
+	// ID is the queue item's id.
+	ID int64
+	// Merged: Jenkins did not create an item but folded the request into
+	// one already queued with the same parameters (buildWithParameters
+	// answers 303 See Other then). The build endpoint of a job without
+	// parameters answers 201 in both cases (JENKINS-66105), so there
+	// Merged is always false.
+	Merged bool
+}
+
+// Trigger is TriggerBuild for callers that need only the queue item id.
 func (c *Client) Trigger(ctx context.Context, cred Credential, job jobpath.Path, parameterized bool, params url.Values) (int64, error) {
+	q, err := c.TriggerBuild(ctx, cred, job, parameterized, params)
+	return q.ID, err
+}
+
+// TriggerBuild queues a build of job. A parameterized job is started with
+// buildWithParameters and params (those not given take their defaults in
+// Jenkins); any other job with build. Only Jenkins's own answers are a
+// success: 201 Created (a new item) or 303 See Other (folded into a queued
+// one), each with the item in Location
+// (ParametersDefinitionProperty.buildWithParameters,
+// ParameterizedJobMixIn.doBuild). Anything else, such as a proxy's
+// redirect to a login page or Jenkins's 302 to the job when its queue
+// refused the item, is ErrUnavailable.
+func (c *Client) TriggerBuild(ctx context.Context, cred Credential, job jobpath.Path, parameterized bool, params url.Values) (Queued, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	endpoint := "build"
@@ -145,14 +169,18 @@ func (c *Client) Trigger(ctx context.Context, cred Credential, job jobpath.Path,
 	}
 	resp, err := c.post(ctx, call{op: op, rel: job.URLPath() + endpoint, form: form, cred: cred})
 	if err != nil {
-		return 0, err
+		return Queued{}, err
 	}
 	defer drain(resp)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusSeeOther {
+		return Queued{}, &Error{Op: op, Status: resp.StatusCode, Err: ErrUnavailable,
+			Detail: "not Jenkins's answer to a trigger (201 or 303 with a queue item); a login page or proxy in front of Jenkins, or a queue that refused the build?"}
+	}
 	id, ok := queueIDFromLocation(resp.Header.Get("Location"))
 	if !ok {
-		return 0, &Error{Op: op, Status: resp.StatusCode, Err: ErrUnavailable, Detail: "no queue item in the answer's Location"}
+		return Queued{}, &Error{Op: op, Status: resp.StatusCode, Err: ErrUnavailable, Detail: "no queue item in the answer's Location"}
 	}
-	return id, nil
+	return Queued{ID: id, Merged: resp.StatusCode == http.StatusSeeOther}, nil
 }
 
 // queueIDFromLocation reads N from ".../queue/item/N/". Only the number is
@@ -210,6 +238,14 @@ func (c *Client) CancelQueueItem(ctx context.Context, cred Credential, id int64)
 	resp, err := c.post(ctx, call{op: op, rel: "queue/cancelItem", query: url.Values{"id": {strconv.FormatInt(id, 10)}}, cred: cred})
 	if err == nil {
 		drain(resp)
+		// Queue.doCancelItem answers a cancellation with 204 No Content
+		// (HttpResponses.status(SC_NO_CONTENT), since 2.211). Any other
+		// success or redirect (a proxy's login page, an older Jenkins's
+		// redirect) did not cancel anything Butler can vouch for.
+		if resp.StatusCode != http.StatusNoContent {
+			return &Error{Op: op, Status: resp.StatusCode, Err: ErrUnavailable,
+				Detail: "not Jenkins's answer to a cancellation (204); a login page or proxy in front of Jenkins, or a Jenkins older than 2.211?"}
+		}
 		return nil
 	}
 	je, ok := err.(*Error)
@@ -252,22 +288,52 @@ func (c *Client) GetBuild(ctx context.Context, cred Credential, job jobpath.Path
 }
 
 // StopBuild aborts a running build. Jenkins needs Item.Cancel for it and
-// answers with a redirect to the build, also when it had already finished.
+// answers with a 302 redirect to the build (HttpResponses.forwardToPreviousPage
+// from Executor.doStopBuild, AbstractBuild.doStop or WorkflowRun.doStop: the
+// Referer, which the client never sends, else "." against the request),
+// also when the build had already finished. That is the only success: any
+// other answer, or a redirect elsewhere (a proxy's or Jenkins's login page),
+// is ErrUnavailable, since the build may still be running.
 func (c *Client) StopBuild(ctx context.Context, cred Credential, job jobpath.Path, number int64) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.post(ctx, call{op: "stop " + buildName(job, number), rel: buildRel(job, number) + "stop", cred: cred})
+	op := "stop " + buildName(job, number)
+	rel := buildRel(job, number)
+	resp, err := c.post(ctx, call{op: op, rel: rel + "stop", cred: cred})
 	if err != nil {
 		return err
 	}
 	drain(resp)
+	if resp.StatusCode != http.StatusFound || !redirectsTo(resp, rel) {
+		return &Error{Op: op, Status: resp.StatusCode, Err: ErrUnavailable,
+			Detail: "not Jenkins's answer to a stop (a redirect to the build); a login page or proxy in front of Jenkins? The build may still be running"}
+	}
 	return nil
 }
 
-const testTree = "passCount,failCount,skipCount,suites[name,cases[className,name,status,errorDetails]]"
+// redirectsTo reports whether resp's Location, resolved against the
+// request, is rel (an escaped path below the base URL). Only the end of the
+// path is compared: a proxy may serve Jenkins under another prefix.
+func redirectsTo(resp *http.Response, rel string) bool {
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.Request == nil || resp.Request.URL == nil {
+		return false
+	}
+	u := resp.Request.URL.ResolveReference(loc)
+	return u.RawQuery == "" && strings.HasSuffix(u.EscapedPath(), "/"+rel)
+}
+
+const testCasesTree = "suites[name,cases[className,name,status,errorDetails]]"
+
+// testTree asks for both shapes of a report: a TestResult's counts and
+// suites, and an aggregated report's (matrix, Maven) totalCount and child
+// reports. Stapler leaves out the names an object does not have.
+const testTree = "passCount,failCount,skipCount,totalCount," + testCasesTree +
+	",childReports[child[number,url],result[" + testCasesTree + "]]"
 
 // TestReport returns the JUnit report of a build (ErrNotFound when it has
-// none).
+// none). A Pipeline's junit step publishes it while the build still runs,
+// so a running build may have one, holding the tests recorded so far.
 func (c *Client) TestReport(ctx context.Context, cred Credential, job jobpath.Path, number int64) (*TestReport, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()

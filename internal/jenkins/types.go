@@ -51,7 +51,11 @@ const (
 	ParamBoolean  = "boolean"
 	ParamChoice   = "choice"
 	ParamPassword = "password"
-	ParamOther    = "other"
+	// ParamFile is a file parameter (FileParameterDefinition). Jenkins
+	// takes a value for one only as an uploaded file part and silently
+	// drops a form value, so it cannot be given through Butler.
+	ParamFile  = "file"
+	ParamOther = "other"
 )
 
 // ParamDef is one parameter a job takes.
@@ -157,23 +161,43 @@ type Build struct {
 	Parameters map[string]any // password values are never included
 }
 
-// TestReport is the JUnit report of a build.
+// TestReport is the JUnit report of a build: its own (TestResult) or, for
+// a matrix or Maven build, the aggregate of its children's
+// (AggregatedTestResultAction), whose counts are Jenkins's totals.
 type TestReport struct {
 	Passed, Failed, Skipped int
 	Cases                   []TestCase
 }
 
+// Test case statuses as the client reports them.
+const (
+	TestPassed  = "PASSED"
+	TestFailed  = "FAILED"
+	TestSkipped = "SKIPPED"
+)
+
 // TestCase is one test of a report.
 type TestCase struct {
-	Suite        string
-	Class        string
-	Name         string
-	Status       string // PASSED, FAILED, REGRESSION, SKIPPED, FIXED
+	// Child is, in an aggregated report, the child run the case belongs
+	// to: a matrix configuration ("jdk=17") or a Maven module
+	// ("com.example$core"); "" otherwise.
+	Child string
+	Suite string
+	Class string
+	Name  string
+	// Status is PASSED, FAILED or SKIPPED, as the junit plugin reports it
+	// since 1363. Older plugins report a regression or a fix as the status
+	// REGRESSION or FIXED: that is then FAILED or PASSED, and Condition
+	// says which.
+	Status string
+	// Condition is REGRESSION or FIXED when an older junit plugin said so
+	// (newer ones do not export it: CaseResult.getCondition); "" otherwise.
+	Condition    string
 	ErrorDetails string
 }
 
 // Failed reports whether the case counts as a failure.
-func (c TestCase) Failed() bool { return c.Status == "FAILED" || c.Status == "REGRESSION" }
+func (c TestCase) Failed() bool { return c.Status == TestFailed }
 
 // wire types: the subset of Jenkins's JSON Butler reads. Nullable objects
 // are pointers.
@@ -311,6 +335,8 @@ func paramKind(typ, class string) string {
 		return ParamChoice
 	case "PasswordParameterDefinition":
 		return ParamPassword
+	case "FileParameterDefinition":
+		return ParamFile
 	}
 	return ParamOther
 }
@@ -428,11 +454,8 @@ func parameterValues(as []wireAction) (map[string]any, error) {
 	return out, nil
 }
 
-type wireTestReport struct {
-	PassCount int `json:"passCount"`
-	FailCount int `json:"failCount"`
-	SkipCount int `json:"skipCount"`
-	Suites    []struct {
+type wireTestSuites struct {
+	Suites []struct {
 		Name  string `json:"name"`
 		Cases []struct {
 			ClassName    string  `json:"className"`
@@ -443,23 +466,87 @@ type wireTestReport struct {
 	} `json:"suites"`
 }
 
-// ParseTestReport decodes a build's /testReport/api/json.
+type wireTestReport struct {
+	PassCount  int  `json:"passCount"`
+	FailCount  int  `json:"failCount"`
+	SkipCount  int  `json:"skipCount"`
+	TotalCount *int `json:"totalCount"`
+	wireTestSuites
+	// ChildReports is an aggregated report's (hudson.tasks.test.
+	// AggregatedTestResultAction.getChildReports): each child run and its
+	// TestResult. nil for a plain TestResult.
+	ChildReports []struct {
+		Child *struct {
+			URL string `json:"url"`
+		} `json:"child"`
+		Result *wireTestSuites `json:"result"`
+	} `json:"childReports"`
+}
+
+// ParseTestReport decodes a build's /testReport/api/json: a TestResult
+// (passCount, failCount, skipCount, suites) or an aggregated report
+// (failCount, skipCount, totalCount, childReports; no passCount).
 func ParseTestReport(data []byte) (*TestReport, error) {
 	var w wireTestReport
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, err
 	}
 	r := &TestReport{Passed: w.PassCount, Failed: w.FailCount, Skipped: w.SkipCount}
+	if w.ChildReports == nil {
+		r.Cases = appendCases(r.Cases, "", &w.wireTestSuites)
+		return r, nil
+	}
+	if w.TotalCount != nil {
+		r.Passed = max(*w.TotalCount-w.FailCount-w.SkipCount, 0)
+	}
+	for _, cr := range w.ChildReports {
+		if cr.Result == nil {
+			continue // a child without a report (AggregatedTestResultAction.ChildReport.result null)
+		}
+		child := ""
+		if cr.Child != nil {
+			child = childName(cr.Child.URL)
+		}
+		r.Cases = appendCases(r.Cases, child, cr.Result)
+	}
+	return r, nil
+}
+
+func appendCases(out []TestCase, child string, w *wireTestSuites) []TestCase {
 	for _, s := range w.Suites {
 		for _, c := range s.Cases {
-			tc := TestCase{Suite: s.Name, Class: c.ClassName, Name: c.Name, Status: c.Status}
+			tc := TestCase{Child: child, Suite: s.Name, Class: c.ClassName, Name: c.Name, Status: c.Status}
+			switch c.Status {
+			case "REGRESSION":
+				tc.Status, tc.Condition = TestFailed, c.Status
+			case "FIXED":
+				tc.Status, tc.Condition = TestPassed, c.Status
+			}
 			if c.ErrorDetails != nil {
 				tc.ErrorDetails = *c.ErrorDetails
 			}
-			r.Cases = append(r.Cases, tc)
+			out = append(out, tc)
 		}
 	}
-	return r, nil
+	return out
+}
+
+// childName reads a child run's name from its URL, ".../job/m/<name>/<n>/":
+// the segment before the build number.
+func childName(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(strings.Trim(u.EscapedPath(), "/"), "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	name, err := url.PathUnescape(parts[len(parts)-2])
+	if err != nil {
+		return ""
+	}
+	return name
 }
 
 type wireUser struct {

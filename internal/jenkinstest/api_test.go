@@ -28,7 +28,7 @@ func TestSetupErrors(t *testing.T) {
 		{"empty", s.AddFolder(""), jobpath.ErrInvalid},
 		{"bad class", s.AddJob("x", JobSpec{Class: "hudson.maven.MavenModuleSet"}), ErrInvalidSpec},
 		{"bad result", s.AddJob("x", JobSpec{Result: "MAYBE"}), ErrInvalidSpec},
-		{"bad param type", s.AddJob("x", JobSpec{Params: []Param{{Name: "a", Type: "file"}}}), ErrInvalidSpec},
+		{"bad param type", s.AddJob("x", JobSpec{Params: []Param{{Name: "a", Type: "run"}}}), ErrInvalidSpec},
 		{"choice without choices", s.AddJob("x", JobSpec{Params: []Param{{Name: "a", Type: "choice"}}}), ErrInvalidSpec},
 		{"repeated param", s.AddJob("x", JobSpec{Params: []Param{{Name: "a", Type: "string"}, {Name: "a", Type: "text"}}}), ErrInvalidSpec},
 		{"disable a folder", s.SetJobDisabled("f", true), ErrNotFound},

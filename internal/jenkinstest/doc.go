@@ -16,9 +16,20 @@
 //     ignored, "_class" always kept; JSON is written lazily, guided by the
 //     tree, so a listing never computes fields it was not asked for.
 //   - Triggering: POST build and buildWithParameters (query or form
-//     parameters, defaults, choice validation, "delay"), answered 201 with
-//     the queue item's Location; identical requests fold into the queued
-//     item as in Queue.schedule2.
+//     parameters, defaults, choice validation), answered 201 with the
+//     queue item's absolute Location made from the request. An identical
+//     request (same job, same parameter set) folds into the queued item as
+//     in Queue.scheduleInternal: no new item, the cause is added to it
+//     (CauseAction.foldIntoExisting; the build prints each), a waiting item
+//     keeps the earlier due time, and buildWithParameters answers 303 See
+//     Other (build still 201, JENKINS-66105). "delay" is
+//     jenkins.util.TimeDuration: a bare number is milliseconds, "N sec(s)"
+//     seconds, truncated to whole seconds; anything else is a 500. A job
+//     without its own quiet period uses the instance's (Options.QuietPeriod,
+//     5 s as Jenkins.getQuietPeriod). File parameters
+//     (FileParameterDefinition): no default (null), a form value is
+//     dropped and only an uploaded multipart file becomes a value
+//     (FileParameterValue, no "value").
 //   - The queue: WaitingItem during the quiet period, BlockedItem while a
 //     non-concurrent job builds, BuildableItem while no executor is free,
 //     LeftItem once started or cancelled, readable for LeftItemTTL after.
@@ -27,8 +38,16 @@
 //   - Builds: run for their job's Duration on a limited number of
 //     executors, print their console lines over that time (consoleText,
 //     logText/progressiveText with X-Text-Size and X-More-Data), finish
-//     with the job's result and test report (testReport/api/json); POST
-//     stop aborts them. Permalinks lastBuild, lastCompletedBuild,
+//     with the job's result and test report (testReport/api/json); a
+//     Pipeline's report appears while it runs, once its "[Pipeline] junit"
+//     line is printed. Aggregated reports (MatrixTestResult,
+//     SurefireAggregatedReport: counts, childReports with a reference to
+//     each child run) and the junit status scheme of 1363 and later
+//     (PASSED, FAILED, SKIPPED; Options.LegacyJUnitStatus for REGRESSION
+//     and FIXED). POST stop aborts a running build (Item.Cancel); a finished
+//     freestyle build just redirects, a finished Pipeline checks
+//     Item.Cancel first (WorkflowRun.doKill); the answer is a 302 to the
+//     Referer or to the build as the request named it. Permalinks lastBuild, lastCompletedBuild,
 //     lastSuccessfulBuild, lastFailedBuild, lastStableBuild,
 //     lastUnstableBuild and lastUnsuccessfulBuild resolve.
 //   - Security: API-token Basic authentication (and optionally bearer
@@ -50,6 +69,8 @@
 // No HTML UI beyond placeholder pages, no XML API, no depth>0 (it is
 // answered as depth=0), no agents or labels (one pool of executors), no
 // SCM, artifacts or changelogs, no build parameters of other types, no
+// matrix configurations or Maven modules as items (an aggregated report's
+// child runs cannot be opened), no QueueDecisionHandler vetoes, no
 // pipeline stages (wfapi), no user or item creation over HTTP, no crumb
 // in form fields (header only), no Overall/Read: every authenticated user
 // may read the root, the queue and /me, and sees the items granted to

@@ -175,10 +175,18 @@ func (s *Server) routeBuild(rc *reqCtx, b *build, p perm, rest []string) *reply 
 		return api(rc, func() *reply { return progressiveText(rc, b) })
 	case is(rest, "testReport", "api", "json"):
 		return api(rc, func() *reply {
-			if b.building || b.tests == nil {
+			r := b.testReport()
+			if r == nil {
 				return notFound()
 			}
-			return s.render(rc, defaultTestTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.testResult, b.tests, t) })
+			if len(r.Children) > 0 {
+				// The action is its own target: AggregatedTestResultAction
+				// exports the counts and childReports.
+				return s.render(rc, defaultAggregatedTestTree, p, func(e *enc, t *tree) {
+					writeObject(e, s.schema.aggregated, testAction{build: b, report: r}, t)
+				})
+			}
+			return s.render(rc, defaultTestTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.testResult, r, t) })
 		})
 	case is(rest, "stop"):
 		return s.stop(rc, b, p)
@@ -234,6 +242,22 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 	if rc.r.Method != http.MethodPost {
 		return methodNotAllowed("POST")
 	}
+	if err := parseForm(rc.r); err != nil {
+		return textReply(http.StatusBadRequest, "Bad form: "+err.Error())
+	}
+	quiet := s.quietPeriodOf(j)
+	if hasFormValue(rc.r, "delay") {
+		// ParameterizedJobMixIn.doBuild / doBuildWithParameters take
+		// "delay" as a @QueryParameter TimeDuration, bound before the
+		// method runs: a value TimeDuration.fromString cannot read throws
+		// IllegalArgumentException out of Stapler's parameter binding,
+		// before any other check, which Jenkins answers with its 500 page.
+		v, err := parseDelay(formValue(rc.r, "delay"))
+		if err != nil {
+			return textReply(http.StatusInternalServerError, "java.lang.IllegalArgumentException: "+err.Error())
+		}
+		quiet = v
+	}
 	if withParams {
 		if p&pBuild == 0 {
 			return forbidden(rc.user, PermBuild, "Job/Build")
@@ -252,9 +276,6 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 			return forbidden(rc.user, PermBuild, "Job/Build")
 		}
 	}
-	if err := parseForm(rc.r); err != nil {
-		return textReply(http.StatusBadRequest, "Bad form: "+err.Error())
-	}
 	var params []paramValue
 	if len(j.spec.Params) > 0 {
 		var err error
@@ -262,16 +283,20 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 			return textReply(http.StatusBadRequest, err.Error())
 		}
 	}
-	quiet := j.spec.QuietPeriod
-	if d := formValue(rc.r, "delay"); d != "" {
-		v, err := parseDelay(d)
-		if err != nil {
-			return textReply(http.StatusBadRequest, err.Error())
-		}
-		quiet = v
+	q, created := s.enqueue(j, params, cause{userID: rc.user.id, userName: rc.user.fullName}, quiet, rc.now)
+	// ParametersDefinitionProperty.buildWithParameters answers 303 See
+	// Other when Queue.schedule2 folded the request into an item already
+	// queued (ScheduleResult.isCreated false), 201 Created for a new one;
+	// ParameterizedJobMixIn.doBuild (no parameters) answers 201 in both
+	// cases (its "TODO JENKINS-66105 use SC_SEE_OTHER"). Either way the
+	// Location is Stapler's StaplerResponse.sendRedirect(int, url) of
+	// req.getContextPath() + '/' + item.getUrl(): absolute, made from the
+	// request's scheme, host and port.
+	status := http.StatusCreated
+	if withParams && !created {
+		status = http.StatusSeeOther
 	}
-	q := s.enqueue(j, params, cause{userID: rc.user.id, userName: rc.user.fullName}, quiet, rc.now)
-	rp := newReply(http.StatusCreated, "", nil)
+	rp := newReply(status, "", nil)
 	rp.header.Set("Location", rc.selfURL+"queue/item/"+strconv.FormatInt(q.id, 10)+"/")
 	return rp
 }
@@ -316,6 +341,19 @@ func hasFormValue(r *http.Request, name string) bool {
 func requestParams(r *http.Request, j *item, fromRequest bool) ([]paramValue, error) {
 	out := make([]paramValue, 0, len(j.spec.Params))
 	for _, d := range j.spec.Params {
+		if d.Type == "file" {
+			// FileParameterDefinition.createValue(StaplerRequest2) reads
+			// only an uploaded file part (getFileItem2) and returns null
+			// without one, which buildWithParameters skips: a form or
+			// query value for a file parameter is silently dropped, and the
+			// build has no value for it at all.
+			if fromRequest && r.MultipartForm != nil && len(r.MultipartForm.File[d.Name]) > 0 {
+				fh := r.MultipartForm.File[d.Name][0]
+				name := fh.Filename[strings.LastIndexAny(fh.Filename, "/\\")+1:]
+				out = append(out, paramValue{name: d.Name, typ: d.Type, value: name})
+			}
+			continue
+		}
 		v := d.Default
 		if fromRequest && hasFormValue(r, d.Name) {
 			raw := formValue(r, d.Name)
@@ -336,41 +374,54 @@ func requestParams(r *http.Request, j *item, fromRequest bool) ([]paramValue, er
 	return out, nil
 }
 
-// parseDelay reads the "delay" parameter as Jenkins's TimeDuration: a
-// number of seconds, optionally suffixed "sec", "secs", "ms" or "min".
-func parseDelay(s string) (time.Duration, error) {
-	unit := time.Second
-	num := strings.TrimSpace(s)
-	for _, suf := range []struct {
-		s string
-		u time.Duration
-	}{{"secs", time.Second}, {"sec", time.Second}, {"ms", time.Millisecond}, {"min", time.Minute}} {
-		if strings.HasSuffix(num, suf.s) {
-			num, unit = strings.TrimSpace(strings.TrimSuffix(num, suf.s)), suf.u
-			break
-		}
+// parseDelay reads the "delay" parameter as Jenkins's
+// jenkins.util.TimeDuration.fromString: a bare number is milliseconds, a
+// number suffixed "sec" or "secs" (spaces allowed) is seconds; nothing
+// else is understood ("10ms", "1min", "1.5sec" are errors). The queue then
+// takes TimeDuration.getTimeInSeconds, whole seconds rounded toward zero:
+// "delay=1500" is a quiet period of 1 s, "delay=999" of none. A negative
+// delay is accepted and makes the item due in the past.
+func parseDelay(raw string) (time.Duration, error) {
+	d := strings.TrimSpace(raw)
+	mult := int64(1)
+	if strings.HasSuffix(d, "sec") || strings.HasSuffix(d, "secs") {
+		d = strings.TrimSpace(d[:strings.LastIndex(d, "sec")])
+		mult = 1000
 	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("Invalid delay: %q", s)
+	n, err := strconv.ParseInt(strings.TrimSpace(d), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("Invalid time duration value: %s", d)
 	}
-	return time.Duration(n) * unit, nil
+	ms := n * mult
+	return time.Duration(ms/1000) * time.Second, nil
 }
 
-// stop is Run.doStop / Executor.doStop. The simulator checks Item.Cancel
-// even for a finished build, where Jenkins would just redirect.
+// stop is POST .../N/stop. A running build: Executor.doStopBuild checks
+// Item.Cancel (403 without it) and interrupts the build. A finished
+// freestyle build: AbstractBuild.doStop finds no executor and just
+// redirects, checking nothing. A finished Pipeline build:
+// WorkflowRun.doStop → httpKill → doKill checks Item.Cancel first. Every
+// success is HttpResponses.forwardToPreviousPage: a 302 to the Referer if
+// the request had one, else to "." resolved against the request URI, i.e.
+// the build's own URL as the request named it (".../lastBuild/" for
+// ".../lastBuild/stop").
 func (s *Server) stop(rc *reqCtx, b *build, p perm) *reply {
 	if rc.r.Method != http.MethodPost {
 		return methodNotAllowed("POST")
 	}
-	if p&pCancel == 0 {
+	if (b.building || b.job.spec.Class == ClassWorkflowJob) && p&pCancel == 0 {
 		return forbidden(rc.user, PermCancel, "Job/Cancel")
 	}
 	if b.building {
 		s.abort(b, rc.now, rc.user.fullName)
 	}
 	rp := newReply(http.StatusFound, "", nil)
-	rp.header.Set("Location", rc.selfURL+buildPath(b))
+	loc := rc.r.Header.Get("Referer")
+	if loc == "" {
+		path := rc.r.URL.EscapedPath()
+		loc = requestOrigin(rc.r) + path[:strings.LastIndexByte(path, '/')+1]
+	}
+	rp.header.Set("Location", loc)
 	return rp
 }
 

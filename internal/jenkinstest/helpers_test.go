@@ -75,13 +75,18 @@ func queuePath(t *testing.T, loc string) string {
 }
 
 // newTestServer is a small instance on a fake clock: user alice
-// (alice-token) with every permission, bob with Read only.
+// (alice-token) with every permission, bob with Read only. Its quiet
+// period is 0 unless opts sets one, so a triggered build of a job without
+// its own starts at once.
 func newTestServer(t *testing.T, opts *Options, jobs map[string]JobSpec) (*Server, *FakeClock) {
 	t.Helper()
 	clk := NewFakeClock(t0)
 	o := Options{}
 	if opts != nil {
 		o = *opts
+	}
+	if o.QuietPeriod == 0 {
+		o.QuietPeriod = NoQuietPeriod
 	}
 	o.Clock = clk
 	s := New(&o)

@@ -81,6 +81,11 @@ type JobSpec struct {
 	// Queue$BlockedItem while one runs.
 	Concurrent bool
 	// QuietPeriod: a new queue item is a Queue$WaitingItem for this long.
+	// 0 means the instance's (Options.QuietPeriod, 5 s by default), as a
+	// job without its own quiet period has in Jenkins
+	// (AbstractProject.getQuietPeriod falls back to Jenkins.getQuietPeriod);
+	// NoQuietPeriod (any negative value) is a job quiet period of 0.
+	// Jenkins counts quiet periods in whole seconds: the rest is dropped.
 	QuietPeriod time.Duration
 	// Duration is how long each build runs; default 10s.
 	Duration time.Duration
@@ -90,14 +95,24 @@ type JobSpec struct {
 	Log []string
 	// Result of new builds: "" (SUCCESS), SUCCESS, FAILURE or UNSTABLE.
 	Result string
-	// Tests, if set, is the test report of each finished build.
+	// Tests, if set, is the test report of each build. A freestyle build
+	// publishes it when it finishes; a Pipeline build when its "junit"
+	// step runs, that is once the console line "[Pipeline] junit" has
+	// been printed (the default Pipeline log has one), else when it
+	// finishes.
 	Tests *TestReport
 }
+
+// NoQuietPeriod as a JobSpec.QuietPeriod or Options.QuietPeriod is a quiet
+// period of zero: a new queue item may start at once.
+const NoQuietPeriod time.Duration = -1
 
 // Param is a parameter definition of a job.
 type Param struct {
 	Name string
-	// Type is "string", "text", "boolean", "choice" or "password".
+	// Type is "string", "text", "boolean", "choice", "password" or "file"
+	// (hudson.model.FileParameterDefinition: no default, and a value
+	// only from a multipart file upload).
 	Type        string
 	Description string
 	// Default is a string (bool for "boolean"); ignored for "choice",
@@ -140,12 +155,37 @@ type BuildSpec struct {
 }
 
 // TestReport is a JUnit report attached to a build.
-type TestReport struct{ Cases []TestCase }
+type TestReport struct {
+	Cases []TestCase
+	// Children, if set, makes the report an aggregated one, as a matrix
+	// or Maven build has (hudson.tasks.test.AggregatedTestResultAction):
+	// one report per child run (matrix configuration or Maven module),
+	// counted together; Cases is then ignored.
+	Children []ChildReport
+	// Class is the aggregated report's class: "" means
+	// "hudson.matrix.MatrixTestResult"; a Maven build's is
+	// "hudson.maven.reporters.SurefireAggregatedReport". Ignored without
+	// Children.
+	Class string
+}
+
+// ChildReport is the report of one child run of an aggregated TestReport.
+type ChildReport struct {
+	// Name is the child's URL segment below the job: a matrix
+	// configuration such as "jdk=17", or a Maven module such as
+	// "com.example$core". The child runs themselves are not simulated:
+	// only their reference (number, url) appears in the report.
+	Name  string
+	Cases []TestCase
+}
 
 // TestCase is one test case of a TestReport.
 type TestCase struct {
 	Suite, Class, Name string
-	// Status is PASSED, FAILED, SKIPPED, REGRESSION or FIXED.
+	// Status is PASSED, FAILED, SKIPPED, REGRESSION or FIXED. REGRESSION
+	// and FIXED are what junit plugins before 1363 report; a newer one
+	// (the default, see Options.LegacyJUnitStatus) reports them as FAILED
+	// and PASSED (CaseResult.getStatus).
 	Status       string
 	ErrorDetails string
 	Duration     float64 // seconds
@@ -225,7 +265,7 @@ type build struct {
 	number   int
 	queueID  int64
 	params   []paramValue // nil: no ParametersAction
-	cause    cause
+	causes   []cause      // CauseAction.getCauses: each cause as often as it was folded in
 	start    time.Time
 	duration time.Duration // planned while building, actual afterwards
 	building bool
@@ -235,6 +275,9 @@ type build struct {
 	log      []byte
 	console  Console // the console text instead of log, when set
 	tests    *TestReport
+	// published: the build has attached its test report (a Pipeline's
+	// junit step ran, or the build finished).
+	published bool
 }
 
 func (b *build) end() time.Time { return b.start.Add(b.duration) }
@@ -376,7 +419,7 @@ func (s *Server) AddJob(path string, spec JobSpec) error {
 
 func validParamType(t string) bool {
 	switch t {
-	case "string", "text", "boolean", "choice", "password":
+	case "string", "text", "boolean", "choice", "password", "file":
 		return true
 	}
 	return false
@@ -394,7 +437,7 @@ func normalizeJob(spec JobSpec) (JobSpec, error) {
 		spec.Duration = 10 * time.Second
 	}
 	if spec.QuietPeriod < 0 {
-		spec.QuietPeriod = 0
+		spec.QuietPeriod = NoQuietPeriod
 	}
 	switch spec.Result {
 	case "":
@@ -430,6 +473,9 @@ func normalizeJob(spec JobSpec) (JobSpec, error) {
 				return spec, fmt.Errorf("%w: choice parameter %q has no choices", ErrInvalidSpec, p.Name)
 			}
 			p.Default = p.Choices[0]
+		case "file":
+			// ParameterDefinition.getDefaultParameterValue: null.
+			p.Default = nil
 		default:
 			switch d := p.Default.(type) {
 			case string:
@@ -509,7 +555,7 @@ func (s *Server) AddBuild(job string, b BuildSpec) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("jenkinstest: add build to %q: %w", job, err)
 	}
-	nb.cause = s.causeFor(b.UserID)
+	nb.causes = []cause{s.causeFor(b.UserID)}
 	nb.lines = b.Log
 	if nb.lines == nil {
 		nb.lines = jobLines(j)
@@ -523,8 +569,7 @@ func (s *Server) AddBuild(job string, b BuildSpec) (int, error) {
 		nb.console = b.Console
 		return nb.number, nil
 	}
-	nb.log = append(nb.log, nb.cause.short()...)
-	nb.log = append(nb.log, '\n')
+	nb.startLog()
 	if b.Building {
 		if nb.tests == nil {
 			nb.tests = j.spec.Tests
@@ -562,6 +607,10 @@ func buildParams(j *item, m map[string]any) ([]paramValue, error) {
 	for _, d := range j.spec.Params {
 		v, ok := m[d.Name]
 		if !ok {
+			if d.Type == "file" {
+				// No file, no value: FileParameterDefinition has no default.
+				continue
+			}
 			out = append(out, paramValue{name: d.Name, typ: d.Type, value: d.Default})
 			continue
 		}

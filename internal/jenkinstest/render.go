@@ -1,6 +1,8 @@
 package jenkinstest
 
 import (
+	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +31,9 @@ const (
 	defaultUserTree      = "absoluteUrl,description,fullName,id,property[insensitiveSearch]"
 	defaultTestTree      = "testActions,duration,empty,failCount,passCount,skipCount,suites[cases[testActions,age,className,duration,errorDetails,errorStackTrace,failedSince,name,skipped,skippedMessage,status,stderr,stdout],duration,enclosingBlockNames,enclosingBlocks,id,name,nodeId,stderr,stdout,timestamp]"
 	defaultCrumbTree     = "crumb,crumbRequestField"
+	// defaultAggregatedTestTree approximates the depth=0 answer of an
+	// aggregated report: the counts and each child's reference and report.
+	defaultAggregatedTestTree = "failCount,skipCount,totalCount,urlName,childReports[child[number,url],result[" + defaultTestTree + "]]"
 )
 
 type actionKind int
@@ -46,7 +51,7 @@ type action struct {
 	class  string
 	job    *item
 	params []paramValue
-	cause  cause
+	causes []cause
 	tests  *TestReport
 }
 
@@ -71,6 +76,19 @@ type suite struct {
 
 type crumbInfo struct{ crumb string }
 
+// testAction is a build's aggregated test report action.
+type testAction struct {
+	build  *build
+	report *TestReport
+}
+
+// childRef is one child of an aggregated report.
+type childRef struct {
+	build *build
+	agg   *TestReport
+	child *ChildReport
+}
+
 // schema holds the object types of one Server. Types refer to each other
 // (a folder lists jobs, a job lists builds, a build names its job), so they
 // are built together rather than as package variables.
@@ -92,6 +110,9 @@ type schema struct {
 	user                              *objType[*user]
 	userProp                          *objType[userProp]
 	testResult                        *objType[*TestReport]
+	aggregated                        *objType[testAction]
+	childReport                       *objType[childRef]
+	childRun                          *objType[childRef]
 	suite                             *objType[suite]
 	testCase                          *objType[*TestCase]
 	crumb                             *objType[crumbInfo]
@@ -138,7 +159,8 @@ func newSchema() *schema {
 		class: func(p paramValue) string { return valueClass(p.typ) },
 		props: []prop[paramValue]{
 			{name: "name", write: func(e *enc, p paramValue, _ *tree) { e.str(p.name) }},
-			{name: "value", has: func(p paramValue) bool { return p.typ != "password" }, write: func(e *enc, p paramValue, _ *tree) { e.value(p.value) }},
+			// PasswordParameterValue and FileParameterValue export no value.
+			{name: "value", has: func(p paramValue) bool { return p.typ != "password" && p.typ != "file" }, write: func(e *enc, p paramValue, _ *tree) { e.value(p.value) }},
 		},
 	}
 	sc.paramDefault = &objType[Param]{
@@ -151,7 +173,15 @@ func newSchema() *schema {
 	sc.paramDef = &objType[Param]{
 		class: func(p Param) string { return "hudson.model." + defType(p.Type) },
 		props: []prop[Param]{
-			{name: "defaultParameterValue", write: func(e *enc, p Param, t *tree) { writeObject(e, sc.paramDefault, p, t) }},
+			{name: "defaultParameterValue", write: func(e *enc, p Param, t *tree) {
+				if p.Type == "file" {
+					// FileParameterDefinition keeps ParameterDefinition's
+					// getDefaultParameterValue: null.
+					e.null()
+					return
+				}
+				writeObject(e, sc.paramDefault, p, t)
+			}},
 			{name: "description", write: func(e *enc, p Param, _ *tree) { e.str(p.Description) }},
 			{name: "name", write: func(e *enc, p Param, _ *tree) { e.str(p.Name) }},
 			{name: "type", write: func(e *enc, p Param, _ *tree) { e.str(defType(p.Type)) }},
@@ -172,11 +202,11 @@ func newSchema() *schema {
 				writeArray(e, a.params, t, func(e *enc, p paramValue) { writeObject(e, sc.paramValue, p, t) })
 			}},
 			{name: "causes", has: isKind(aCauses), write: func(e *enc, a action, t *tree) {
-				writeArray(e, []cause{a.cause}, t, func(e *enc, c cause) { writeObject(e, sc.cause, c, t) })
+				writeArray(e, a.causes, t, func(e *enc, c cause) { writeObject(e, sc.cause, c, t) })
 			}},
-			{name: "failCount", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.int(int64(countTests(a.tests).fail)) }},
-			{name: "skipCount", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.int(int64(countTests(a.tests).skip)) }},
-			{name: "totalCount", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.int(int64(len(a.tests.Cases))) }},
+			{name: "failCount", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.int(int64(reportCounts(a.tests).fail)) }},
+			{name: "skipCount", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.int(int64(reportCounts(a.tests).skip)) }},
+			{name: "totalCount", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.int(int64(reportCounts(a.tests).total())) }},
 			{name: "urlName", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.str("testReport") }},
 		},
 	}
@@ -496,7 +526,7 @@ func newSchema() *schema {
 		{name: "name", write: func(e *enc, c *TestCase, _ *tree) { e.str(c.Name) }},
 		{name: "skipped", write: func(e *enc, c *TestCase, _ *tree) { e.boolean(c.Status == "SKIPPED") }},
 		{name: "skippedMessage", write: func(e *enc, _ *TestCase, _ *tree) { e.null() }},
-		{name: "status", write: func(e *enc, c *TestCase, _ *tree) { e.str(c.Status) }},
+		{name: "status", write: func(e *enc, c *TestCase, _ *tree) { e.str(e.rc.s.caseStatus(c.Status)) }},
 		{name: "stderr", write: func(e *enc, _ *TestCase, _ *tree) { e.null() }},
 		{name: "stdout", write: func(e *enc, _ *TestCase, _ *tree) { e.null() }},
 	}}
@@ -528,6 +558,51 @@ func newSchema() *schema {
 			writeArray(e, suites(r), t, func(e *enc, s suite) { writeObject(e, sc.suite, s, t) })
 		}},
 	}}
+
+	// Aggregated reports (hudson.tasks.test.AggregatedTestResultAction, as
+	// hudson.matrix.MatrixTestResult or
+	// hudson.maven.reporters.SurefireAggregatedReport): the action is the
+	// testReport URL's target. AbstractTestResultAction exports failCount,
+	// skipCount, totalCount and urlName (no passCount);
+	// AggregatedTestResultAction adds childReports, each a ChildReport of
+	// the child run ("child") and its TestResult ("result").
+	sc.childRun = &objType[childRef]{
+		class: func(c childRef) string {
+			if c.agg.Class == classMavenAggregated {
+				return "hudson.maven.MavenBuild"
+			}
+			return "hudson.matrix.MatrixRun"
+		},
+		props: []prop[childRef]{
+			{name: "number", write: func(e *enc, c childRef, _ *tree) { e.int(int64(c.build.number)) }},
+			{name: "url", write: func(e *enc, c childRef, _ *tree) {
+				// Util.rawEncode keeps '=' and ',' of a matrix combination.
+				e.url(c.build.job.urlPath + url.PathEscape(c.child.Name) + "/" + strconv.Itoa(c.build.number) + "/")
+			}},
+		},
+	}
+	sc.childReport = &objType[childRef]{props: []prop[childRef]{
+		{name: "child", write: func(e *enc, c childRef, t *tree) { writeObject(e, sc.childRun, c, t) }},
+		{name: "result", write: func(e *enc, c childRef, t *tree) {
+			writeObject(e, sc.testResult, &TestReport{Cases: c.child.Cases}, t)
+		}},
+	}}
+	sc.aggregated = &objType[testAction]{
+		class: func(a testAction) string { return testActionClass(a.report) },
+		props: []prop[testAction]{
+			{name: "failCount", write: func(e *enc, a testAction, _ *tree) { e.int(int64(reportCounts(a.report).fail)) }},
+			{name: "skipCount", write: func(e *enc, a testAction, _ *tree) { e.int(int64(reportCounts(a.report).skip)) }},
+			{name: "totalCount", write: func(e *enc, a testAction, _ *tree) { e.int(int64(reportCounts(a.report).total())) }},
+			{name: "urlName", write: func(e *enc, _ testAction, _ *tree) { e.str("testReport") }},
+			{name: "childReports", write: func(e *enc, a testAction, t *tree) {
+				refs := make([]childRef, len(a.report.Children))
+				for i := range a.report.Children {
+					refs[i] = childRef{build: a.build, agg: a.report, child: &a.report.Children[i]}
+				}
+				writeArray(e, refs, t, func(e *enc, c childRef) { writeObject(e, sc.childReport, c, t) })
+			}},
+		},
+	}
 
 	sc.crumb = &objType[crumbInfo]{class: fixed[crumbInfo]("hudson.security.csrf.DefaultCrumbIssuer"), props: []prop[crumbInfo]{
 		{name: "crumb", write: func(e *enc, c crumbInfo, _ *tree) { e.str(c.crumb) }},
@@ -614,6 +689,8 @@ func valueClass(typ string) string {
 		return "hudson.model.TextParameterValue"
 	case "password":
 		return "hudson.model.PasswordParameterValue"
+	case "file":
+		return "hudson.model.FileParameterValue"
 	}
 	return "hudson.model.StringParameterValue" // string and choice
 }
@@ -628,6 +705,8 @@ func defType(typ string) string {
 		return "PasswordParameterDefinition"
 	case "choice":
 		return "ChoiceParameterDefinition"
+	case "file":
+		return "FileParameterDefinition"
 	}
 	return "StringParameterDefinition"
 }
@@ -653,9 +732,9 @@ func buildActions(b *build) []action {
 	if b.params != nil {
 		as = append(as, action{kind: aParams, class: "hudson.model.ParametersAction", params: b.params})
 	}
-	as = append(as, action{kind: aCauses, class: "hudson.model.CauseAction", cause: b.cause})
-	if !b.building && b.tests != nil {
-		as = append(as, action{kind: aTestResult, class: "hudson.tasks.junit.TestResultAction", tests: b.tests})
+	as = append(as, action{kind: aCauses, class: "hudson.model.CauseAction", causes: b.causes})
+	if r := b.testReport(); r != nil {
+		as = append(as, action{kind: aTestResult, class: testActionClass(r), tests: r})
 	}
 	as = append(as, action{}, action{class: "org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"})
 	if b.job.spec.Class == ClassWorkflowJob {
@@ -669,7 +748,7 @@ func queueActions(q *queueItem) []action {
 	if q.params != nil {
 		as = append(as, action{kind: aParams, class: "hudson.model.ParametersAction", params: q.params})
 	}
-	return append(as, action{kind: aCauses, class: "hudson.model.CauseAction", cause: q.cause})
+	return append(as, action{kind: aCauses, class: "hudson.model.CauseAction", causes: q.causes})
 }
 
 // paramsString is Queue.Item.getParams: "\nname=value" per parameter,
@@ -678,6 +757,11 @@ func paramsString(ps []paramValue) string {
 	var b strings.Builder
 	for _, p := range ps {
 		b.WriteByte('\n')
+		if p.typ == "file" {
+			// FileParameterValue.getShortDescription: name=originalFileName.
+			b.WriteString(p.name + "=" + fmt.Sprint(p.value))
+			continue
+		}
 		b.WriteString(p.name)
 		b.WriteByte('=')
 		switch v := p.value.(type) {
@@ -938,7 +1022,57 @@ func isStuck(q *queueItem, now time.Time) bool {
 
 type testCounts struct{ pass, fail, skip int }
 
+func (c testCounts) total() int { return c.pass + c.fail + c.skip }
+
 func failing(status string) bool { return status == "FAILED" || status == "REGRESSION" }
+
+const (
+	classMatrixAggregated = "hudson.matrix.MatrixTestResult"
+	classMavenAggregated  = "hudson.maven.reporters.SurefireAggregatedReport"
+)
+
+// testActionClass is the class of a build's test report action.
+func testActionClass(r *TestReport) string {
+	switch {
+	case len(r.Children) == 0:
+		return "hudson.tasks.junit.TestResultAction"
+	case r.Class != "":
+		return r.Class
+	}
+	return classMatrixAggregated
+}
+
+// reportCounts counts a report, adding up the children of an aggregated
+// one as AggregatedTestResultAction.update does.
+func reportCounts(r *TestReport) testCounts {
+	if len(r.Children) == 0 {
+		return countTests(r)
+	}
+	var sum testCounts
+	for _, c := range r.Children {
+		n := countTests(&TestReport{Cases: c.Cases})
+		sum.pass += n.pass
+		sum.fail += n.fail
+		sum.skip += n.skip
+	}
+	return sum
+}
+
+// caseStatus is what CaseResult.getStatus reports for a case: since junit
+// 1363 only PASSED, FAILED or SKIPPED (REGRESSION and FIXED became
+// getCondition, which is not exported); older plugins report all five.
+func (s *Server) caseStatus(st string) string {
+	if s.legacyJUnit {
+		return st
+	}
+	switch st {
+	case "REGRESSION":
+		return "FAILED"
+	case "FIXED":
+		return "PASSED"
+	}
+	return st
+}
 
 func countTests(r *TestReport) testCounts {
 	var c testCounts

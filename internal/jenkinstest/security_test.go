@@ -169,7 +169,8 @@ func TestMissingPermission_403WithJenkinsHeaders(t *testing.T) {
 	}{
 		{"build", "POST", "/job/frontend/job/web-app/build", "bob", "hudson.model.Item.Build", "bob is missing the Job/Build permission"},
 		{"buildWithParameters", "POST", "/job/backend/job/api/buildWithParameters?ENV=staging", "alice", "hudson.model.Item.Build", "alice is missing the Job/Build permission"},
-		{"stop", "POST", "/job/frontend/job/web-app/6/stop", "carol", "hudson.model.Item.Cancel", "carol is missing the Job/Cancel permission"},
+		// A finished Pipeline build: WorkflowRun.doKill checks Item.Cancel.
+		{"stop", "POST", "/job/frontend/job/docs/3/stop", "carol", "hudson.model.Item.Cancel", "carol is missing the Job/Cancel permission"},
 	} {
 		w := call(t, s, tc.method, tc.path, tc.user)
 		h := w.Header()
@@ -193,6 +194,12 @@ func TestMissingPermission_403WithJenkinsHeaders(t *testing.T) {
 	}
 	if w := call(t, s, "POST", "/job/frontend/job/docs/4/stop", "alice"); w.Code != http.StatusFound {
 		t.Errorf("alice stops docs #4: %d", w.Code)
+	}
+	// A finished freestyle build has no executor: AbstractBuild.doStop
+	// redirects to it without checking any permission.
+	if w := call(t, s, "POST", "/job/frontend/job/web-app/6/stop", "carol"); w.Code != http.StatusFound ||
+		w.Header().Get("Location") != "http://jenkins.test/job/frontend/job/web-app/6/" {
+		t.Errorf("carol stops finished web-app #6: %d %q", w.Code, w.Header().Get("Location"))
 	}
 	// A disabled job answers 409 to build before the permission check, as
 	// ParameterizedJobMixIn.doBuild does.

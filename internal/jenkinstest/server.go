@@ -53,6 +53,15 @@ type Options struct {
 	// (Location) are always made from the request (Stapler's
 	// StaplerResponse.sendRedirect resolves the context path against it).
 	RootURL string
+	// QuietPeriod is the instance's quiet period (Manage Jenkins → System
+	// → Quiet period), used by jobs without their own: 0 means 5 s, as
+	// Jenkins.getQuietPeriod defaults to; NoQuietPeriod (any negative
+	// value) means 0.
+	QuietPeriod time.Duration
+	// LegacyJUnitStatus makes test cases report REGRESSION and FIXED as
+	// junit plugins before 1363 did; by default a case's status is only
+	// PASSED, FAILED or SKIPPED (CaseResult.getStatus).
+	LegacyJUnitStatus bool
 }
 
 // DefaultVersion is the Jenkins version the simulator claims by default.
@@ -71,6 +80,8 @@ type Server struct {
 	bearer         func(string) (string, bool)
 	version        string
 	configuredRoot string // Options.RootURL
+	quietPeriod    time.Duration
+	legacyJUnit    bool
 	secret         []byte // signs sessions and crumbs
 	instance       string // instance id: session cookie name, X-Jenkins-Session
 	schema         *schema
@@ -119,6 +130,12 @@ func New(opts *Options) *Server {
 	if o.Version == "" {
 		o.Version = DefaultVersion
 	}
+	switch {
+	case o.QuietPeriod == 0:
+		o.QuietPeriod = 5 * time.Second
+	case o.QuietPeriod < 0:
+		o.QuietPeriod = 0
+	}
 	prefix := strings.TrimRight(o.Prefix, "/")
 	if prefix != "" && !strings.HasPrefix(prefix, "/") {
 		prefix = "/" + prefix
@@ -132,6 +149,8 @@ func New(opts *Options) *Server {
 		prefix:         prefix,
 		requireCrumb:   o.RequireCrumb,
 		configuredRoot: o.RootURL,
+		quietPeriod:    o.QuietPeriod,
+		legacyJUnit:    o.LegacyJUnitStatus,
 		leftTTL:        o.LeftItemTTL,
 		bearer:         o.BearerAuth,
 		version:        o.Version,
@@ -363,11 +382,16 @@ func (s *Server) rootURL(r *http.Request) string {
 
 // requestRoot is the root as the request reached it.
 func (s *Server) requestRoot(r *http.Request) string {
+	return requestOrigin(r) + s.prefix + "/"
+}
+
+// requestOrigin is the scheme, host and port the request came to.
+func requestOrigin(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host + s.prefix + "/"
+	return scheme + "://" + r.Host
 }
 
 // authenticate checks the Authorization header: Basic id:apiToken, or

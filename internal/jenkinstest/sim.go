@@ -26,7 +26,7 @@ type queueItem struct {
 	id             int64
 	job            *item
 	params         []paramValue // nil: the job is not parameterized
-	cause          cause
+	causes         []cause      // grows as identical requests fold in (CauseAction.foldIntoExisting)
 	inQueueSince   time.Time
 	due            time.Time // end of the quiet period (WaitingItem.timestamp)
 	buildableStart time.Time // when it left the waiting list
@@ -188,7 +188,7 @@ func (s *Server) start(q *queueItem, t time.Time) {
 		number:   j.nextBuild,
 		queueID:  q.id,
 		params:   q.params,
-		cause:    q.cause,
+		causes:   q.causes,
 		start:    t,
 		duration: j.spec.Duration,
 		building: true,
@@ -198,8 +198,7 @@ func (s *Server) start(q *queueItem, t time.Time) {
 	}
 	j.nextBuild++
 	j.builds = append(j.builds, b)
-	b.log = append(b.log, b.cause.short()...)
-	b.log = append(b.log, '\n')
+	b.startLog()
 	s.running = append(s.running, b)
 	q.build = b
 	s.leave(q, t)
@@ -239,7 +238,10 @@ func (s *Server) abort(b *build, t time.Time, by string) {
 	b.emitUntil(t)
 	b.building = false
 	b.result = "ABORTED"
-	b.tests = nil
+	if !b.published {
+		// The build never reached its junit step (or publisher).
+		b.tests = nil
+	}
 	if d := t.Sub(b.start); d >= 0 {
 		b.duration = d
 	} else {
@@ -251,29 +253,42 @@ func (s *Server) abort(b *build, t time.Time, by string) {
 	s.dispatch(t)
 }
 
-// enqueue schedules a build of j at time t, merging it into an identical
-// queued item as Jenkins's Queue.schedule2 does (same job, same
-// parameters): the existing item is returned and, with a quiet period, its
-// quiet period starts over.
-func (s *Server) enqueue(j *item, params []paramValue, c cause, quiet time.Duration, t time.Time) *queueItem {
+// enqueue schedules a build of j at time t after a quiet period of quiet
+// (whole seconds, possibly negative) as Jenkins's Queue.scheduleInternal
+// does. An item of the same job with the same parameters already in the
+// queue (blocked, buildable or waiting: Queue.liveGetItems) is a duplicate
+// (ParametersAction.shouldSchedule compares the parameter sets): no item is
+// created, the request's cause is folded into every duplicate
+// (CauseAction.foldIntoExisting), a waiting duplicate keeps the earlier of
+// its due time and the new one ("always use the shorter of the available
+// due times"), and the first duplicate is returned with created false.
+func (s *Server) enqueue(j *item, params []paramValue, c cause, quiet time.Duration, t time.Time) (*queueItem, bool) {
 	due := t.Add(quiet)
-	for _, q := range s.queue {
-		if q.job != j || !sameParams(q.params, params) {
-			continue
+	var dups []*queueItem
+	for _, list := range [][]*queueItem{s.inState(qBlocked), s.inState(qBuildable), s.waitingInOrder()} {
+		for _, q := range list {
+			if q.job == j && sameParams(q.params, params) {
+				dups = append(dups, q)
+			}
 		}
-		if q.state == qWaiting {
-			if quiet <= 0 && q.due.After(due) || quiet > 0 && q.due.Before(due) {
+	}
+	if len(dups) > 0 {
+		for _, q := range dups {
+			q.causes = foldCause(q.causes, c)
+			if q.state == qWaiting && q.due.After(due) {
 				q.due = due
 			}
 		}
-		return q
+		// An earlier due time may already be past.
+		s.advance()
+		return dups[0], false
 	}
 	s.nextQueueID++
 	q := &queueItem{
 		id:           s.nextQueueID,
 		job:          j,
 		params:       params,
-		cause:        c,
+		causes:       []cause{c},
 		inQueueSince: t,
 		due:          due,
 		state:        qWaiting,
@@ -282,7 +297,38 @@ func (s *Server) enqueue(j *item, params []paramValue, c cause, quiet time.Durat
 	s.items[q.id] = q
 	// A zero quiet period ends now: the item may start at once.
 	s.advance()
-	return q
+	return q, true
+}
+
+// foldCause adds c to causes as CauseAction's insertion-ordered bag does:
+// next to the copies of an equal cause, else at the end.
+func foldCause(causes []cause, c cause) []cause {
+	at := -1
+	for i, x := range causes {
+		if x == c {
+			at = i
+		}
+	}
+	out := make([]cause, 0, len(causes)+1)
+	if at < 0 {
+		return append(append(out, causes...), c)
+	}
+	out = append(out, causes[:at+1]...)
+	out = append(out, c)
+	return append(out, causes[at+1:]...)
+}
+
+// quietPeriodOf is AbstractProject.getQuietPeriod in seconds: the job's
+// own, else the instance's (Jenkins.getQuietPeriod).
+func (s *Server) quietPeriodOf(j *item) time.Duration {
+	q := j.spec.QuietPeriod
+	switch {
+	case q == 0:
+		q = s.quietPeriod
+	case q < 0:
+		q = 0
+	}
+	return q.Truncate(time.Second)
 }
 
 func sameParams(a, b []paramValue) bool {
@@ -312,21 +358,56 @@ func (b *build) emitUntil(t time.Time) {
 		if at.After(t) {
 			return
 		}
-		b.log = append(b.log, b.lines[b.emitted]...)
-		b.log = append(b.log, '\n')
-		b.emitted++
+		b.emit()
 	}
 }
 
 func (b *build) emitAll() {
-	for ; b.emitted < len(b.lines); b.emitted++ {
-		b.log = append(b.log, b.lines[b.emitted]...)
+	for b.emitted < len(b.lines) {
+		b.emit()
+	}
+}
+
+// emit prints the next line. A Pipeline build publishes its test report
+// when its junit step runs: JUnitResultsStepExecution.run attaches the
+// TestResultAction to the running build, so testReport answers before the
+// build ends.
+func (b *build) emit() {
+	line := b.lines[b.emitted]
+	b.log = append(b.log, line...)
+	b.log = append(b.log, '\n')
+	b.emitted++
+	if line == junitStepLine && b.job.spec.Class == ClassWorkflowJob {
+		b.published = true
+	}
+}
+
+// junitStepLine is what a Pipeline prints when its junit step starts.
+const junitStepLine = "[Pipeline] junit"
+
+// startLog prints the causes, as BuildListener.started does: one line per
+// cause, repeated ones included.
+func (b *build) startLog() {
+	for _, c := range b.causes {
+		b.log = append(b.log, c.short()...)
 		b.log = append(b.log, '\n')
 	}
 }
 
+// testReport is the test report Jenkins shows for b now: none before the
+// build published one.
+func (b *build) testReport() *TestReport {
+	if b.tests == nil || b.building && !b.published {
+		return nil
+	}
+	return b.tests
+}
+
 func (b *build) finishLog() {
 	b.log = append(b.log, "Finished: "+b.result+"\n"...)
+	if b.result != "ABORTED" {
+		b.published = true
+	}
 }
 
 // jobLines is the console output of a new build of j.
@@ -351,6 +432,8 @@ func jobLines(j *item) []string {
 			"[Pipeline] sh",
 			"+ make test",
 			"ok  \tall tests passed",
+			junitStepLine,
+			"Recording test results",
 			"[Pipeline] }",
 			"[Pipeline] }",
 			"[Pipeline] // node",

@@ -178,16 +178,21 @@ func TestBlockedWhy_ETAFromHistory(t *testing.T) {
 func TestTrigger_IdenticalRequestsFoldIntoQueuedItem(t *testing.T) {
 	t.Parallel()
 	s, _ := newTestServer(t, nil, map[string]JobSpec{"p": {QuietPeriod: 5 * time.Second, Params: []Param{{Name: "A", Type: "string"}}}})
-	loc := func(q string) string {
+	// ParametersDefinitionProperty.buildWithParameters: 201 for a new
+	// item, 303 See Other when Queue.schedule2 folded the request into one.
+	loc := func(q string, status int) string {
 		w := call(t, s, "POST", "/job/p/buildWithParameters"+q, "alice")
-		if w.Code != http.StatusCreated {
-			t.Fatalf("trigger %s: %d", q, w.Code)
+		if w.Code != status {
+			t.Fatalf("trigger %s: %d, want %d", q, w.Code, status)
 		}
 		return w.Header().Get("Location")
 	}
-	a, b, c := loc("?A=1"), loc("?A=1"), loc("?A=2")
+	a, b, c := loc("?A=1", http.StatusCreated), loc("?A=1", http.StatusSeeOther), loc("?A=2", http.StatusCreated)
 	if a != b || a == c {
 		t.Errorf("locations %q %q %q: want the first two equal, the third different", a, b, c)
+	}
+	if a != "http://jenkins.test/queue/item/1/" {
+		t.Errorf("Location %q, want the absolute URL of queue item 1", a)
 	}
 }
 

@@ -142,20 +142,26 @@ type TestsIn struct {
 
 // TestFailure is a failing test.
 type TestFailure struct {
-	Name    string `json:"name"`
-	Class   string `json:"class"`
-	Message string `json:"message" jsonschema:"the failure's error message (cut at 2000 characters)"`
+	Name      string `json:"name"`
+	Class     string `json:"class"`
+	Child     string `json:"child,omitempty" jsonschema:"in a matrix or Maven build, the configuration (e.g. 'jdk=17') or module the test ran in"`
+	Condition string `json:"condition,omitempty" jsonschema:"REGRESSION when the test passed in the previous build (reported only by older Jenkins junit plugins)"`
+	Message   string `json:"message" jsonschema:"the failure's error message (cut at 2000 characters)"`
 }
 
 // TestCase is one test.
 type TestCase struct {
-	Name   string `json:"name"`
-	Class  string `json:"class"`
-	Status string `json:"status" jsonschema:"PASSED, FAILED, REGRESSION, SKIPPED or FIXED"`
+	Name      string `json:"name"`
+	Class     string `json:"class"`
+	Child     string `json:"child,omitempty" jsonschema:"in a matrix or Maven build, the configuration (e.g. 'jdk=17') or module the test ran in"`
+	Status    string `json:"status" jsonschema:"PASSED, FAILED or SKIPPED"`
+	Condition string `json:"condition,omitempty" jsonschema:"REGRESSION (failed, passed before) or FIXED (passed, failed before); reported only by older Jenkins junit plugins (before 1363), absent otherwise"`
 }
 
 // TestsOut summarizes a test report.
 type TestsOut struct {
+	Build     int64         `json:"build" jsonschema:"number of the build whose report this is"`
+	Building  bool          `json:"building" jsonschema:"true while the build still runs: a Pipeline publishes tests as its junit steps run, so the report holds those recorded so far"`
 	Passed    int           `json:"passed"`
 	Failed    int           `json:"failed"`
 	Skipped   int           `json:"skipped"`
@@ -172,27 +178,37 @@ func addGetTestResults(t *Toolset) (*def, error) {
 		input:  buildSchema,
 		target: func(in *TestsIn) (target, error) { return buildTarget(in.Job, in.Build) },
 		run: func(ctx context.Context, c *call, in *TestsIn) (*TestsOut, error) {
-			r, err := t.deps.Jenkins.TestReport(ctx, c.cred, c.target.job, buildNumber(in.Build))
+			// Read the build first: it names the build (the last one when
+			// none was given) and says whether it still runs, so the
+			// report read next is of that very build.
+			b, err := t.deps.Jenkins.GetBuild(ctx, c.cred, c.target.job, buildNumber(in.Build))
+			if err != nil {
+				return nil, err
+			}
+			r, err := t.deps.Jenkins.TestReport(ctx, c.cred, c.target.job, b.Number)
 			if err != nil {
 				if errors.Is(err, jenkins.ErrNotFound) {
+					if b.Building {
+						return nil, Errorf(CodeNotFound, "no test report for build %d of job %q yet: it is still running and has published no tests so far", b.Number, c.target.job.String())
+					}
 					return nil, Errorf(CodeNotFound, "no test report for %s (the build has none, does not exist, or you may not see it)", c.target.what)
 				}
 				return nil, err
 			}
-			out := &TestsOut{Passed: r.Passed, Failed: r.Failed, Skipped: r.Skipped, Failures: []TestFailure{}}
+			out := &TestsOut{Build: b.Number, Building: b.Building, Passed: r.Passed, Failed: r.Failed, Skipped: r.Skipped, Failures: []TestFailure{}}
 			for _, tc := range r.Cases {
 				if tc.Failed() {
 					if len(out.Failures) == maxTests {
 						out.Truncated = true
 					} else {
-						out.Failures = append(out.Failures, TestFailure{Name: tc.Name, Class: tc.Class, Message: cut(tc.ErrorDetails, 2000)})
+						out.Failures = append(out.Failures, TestFailure{Name: tc.Name, Class: tc.Class, Child: tc.Child, Condition: tc.Condition, Message: cut(tc.ErrorDetails, 2000)})
 					}
 				}
 				if !in.OnlyFailing {
 					if len(out.Tests) == maxTests {
 						out.Truncated = true
 					} else {
-						out.Tests = append(out.Tests, TestCase{Name: tc.Name, Class: tc.Class, Status: tc.Status})
+						out.Tests = append(out.Tests, TestCase{Name: tc.Name, Class: tc.Class, Child: tc.Child, Status: tc.Status, Condition: tc.Condition})
 					}
 				}
 			}

@@ -145,7 +145,7 @@ type JobIn struct {
 // Parameter is a build parameter a job takes.
 type Parameter struct {
 	Name        string   `json:"name"`
-	Type        string   `json:"type" jsonschema:"string, text, boolean, choice, password or other"`
+	Type        string   `json:"type" jsonschema:"string, text, boolean, choice, password, file or other; a file parameter cannot be given through trigger_job (Jenkins takes files only as uploads)"`
 	Description string   `json:"description,omitempty"`
 	Default     any      `json:"default" jsonschema:"default value, keeping its JSON type; always null for password parameters"`
 	Choices     []string `json:"choices,omitempty" jsonschema:"allowed values of a choice parameter; the first is the default"`
@@ -214,6 +214,7 @@ type TriggerIn struct {
 type TriggerOut struct {
 	QueueID     int64  `json:"queue_id" jsonschema:"queue item id; follow it with get_queue_item"`
 	QueueURL    string `json:"queue_url"`
+	Merged      bool   `json:"merged" jsonschema:"true when Jenkins queued no new build but folded this request into a build of the job already waiting in the queue with the same parameters (queue_id is that item); that one build serves both requests"`
 	State       string `json:"state" jsonschema:"queue state when the call returned: waiting, blocked, buildable, started or cancelled"`
 	BuildNumber *int64 `json:"build_number,omitempty" jsonschema:"the build's number, once it started"`
 	BuildURL    string `json:"build_url,omitempty"`
@@ -249,16 +250,24 @@ func addTriggerJob(t *Toolset) (*def, error) {
 			if err != nil {
 				return nil, err
 			}
-			c.resolved = triggerPlan{parameterized: len(j.Parameters) > 0, values: values}
+			c.resolved = triggerPlan{parameterized: len(j.Parameters) > 0, values: values, queued: j.QueueID}
 			return effectiveParams(j.Parameters, in.Parameters), nil
 		},
 		run: func(ctx context.Context, c *call, in *TriggerIn) (*TriggerOut, error) {
 			plan := c.resolved.(triggerPlan)
-			id, err := t.deps.Jenkins.Trigger(ctx, c.cred, c.target.job, plan.parameterized, plan.values)
+			q, err := t.deps.Jenkins.TriggerBuild(ctx, c.cred, c.target.job, plan.parameterized, plan.values)
 			if err != nil {
 				return nil, err
 			}
-			out := &TriggerOut{QueueID: id, QueueURL: t.deps.Jenkins.QueueURL(id), State: string(jenkins.QueueWaiting)}
+			// buildWithParameters says 303 when Jenkins folded the request
+			// into a queued item. A job without parameters is triggered
+			// with build, which answers 201 either way (JENKINS-66105):
+			// there the request was folded when the item Jenkins named is
+			// the one the job had queued just before (all requests for
+			// such a job fold into one item). A fold into an item queued
+			// between the two requests goes unnoticed (merged false).
+			merged := q.Merged || !plan.parameterized && plan.queued > 0 && q.ID == plan.queued
+			out := &TriggerOut{QueueID: q.ID, QueueURL: t.deps.Jenkins.QueueURL(q.ID), Merged: merged, State: string(jenkins.QueueWaiting)}
 			if in.WaitForStartSeconds > 0 {
 				t.waitForStart(ctx, c, out, time.Duration(in.WaitForStartSeconds)*time.Second)
 			}
@@ -271,6 +280,7 @@ func addTriggerJob(t *Toolset) (*def, error) {
 type triggerPlan struct {
 	parameterized bool
 	values        url.Values
+	queued        int64 // the job's queued item before the trigger, 0 if none
 }
 
 // effectiveParams are the parameters Jenkins runs a build with: the
@@ -280,7 +290,8 @@ type triggerPlan struct {
 func effectiveParams(defs []jenkins.ParamDef, given map[string]any) map[string]any {
 	out := make(map[string]any, len(defs))
 	for _, d := range defs {
-		if d.Kind == jenkins.ParamPassword {
+		if d.Kind == jenkins.ParamPassword || d.Kind == jenkins.ParamFile {
+			// A file parameter has no value Butler can send or know.
 			continue
 		}
 		if v, ok := given[d.Name]; ok && v != nil {
@@ -376,6 +387,11 @@ func paramValue(d jenkins.ParamDef, v any) (string, error) {
 			}
 		}
 		return "", bad("true or false")
+	case jenkins.ParamFile:
+		// FileParameterDefinition.createValue reads only an uploaded file
+		// and buildWithParameters drops a form value without a word: the
+		// build would run without it.
+		return "", Errorf(CodeInvalidArgument, "parameter %q is a file parameter: Jenkins takes files only as uploads, which trigger_job cannot send; leave it out to build without the file", d.Name)
 	case jenkins.ParamChoice:
 		s, ok := v.(string)
 		if !ok {

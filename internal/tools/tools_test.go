@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -72,6 +73,8 @@ type envOpts struct {
 	rootURL    string        // the simulator's configured root URL
 	poll       time.Duration // trigger_job's first poll interval; 0: 10ms
 	admit      func() error  // tools.Deps.Admit
+	// wrap, if set, stands in front of the simulator (a proxy).
+	wrap func(http.Handler) http.Handler
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -81,7 +84,11 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 	}
 	clock := jenkinstest.NewFakeClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 	sim := jenkinstest.Sample(&jenkinstest.Options{Clock: clock, RootURL: o.rootURL})
-	hs := httptest.NewServer(sim)
+	var h http.Handler = sim
+	if o.wrap != nil {
+		h = o.wrap(sim)
+	}
+	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	base := hs.URL + "/"
 	if o.jenkins != "" {
