@@ -266,11 +266,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type reqCtx struct {
 	s        *Server
 	r        *http.Request
-	user     *user // nil: anonymous
+	user     *user           // nil: anonymous
 	grants   map[string]perm // the user's (or Anonymous's) grants
 	group    map[string]perm // Authenticated's grants, for a user
-	rootURL  string // the root URL of JSON answers: absolute, with the prefix and a trailing "/"
-	rootJSON []byte // rootURL escaped for a JSON string
+	rootURL  string          // the root URL of JSON answers: absolute, with the prefix and a trailing "/"
+	rootJSON []byte          // rootURL escaped for a JSON string
 	// selfURL is the root as this request reached it, for Location.
 	selfURL string
 	now     time.Time
