@@ -72,6 +72,8 @@ type envOpts struct {
 	rootURL    string        // the simulator's configured root URL
 	poll       time.Duration // trigger_job's first poll interval; 0: 10ms
 	admit      func() error  // tools.Deps.Admit
+	// simOpts adjusts the simulator's options before it is made.
+	simOpts func(*jenkinstest.Options)
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -80,7 +82,11 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		o = &envOpts{}
 	}
 	clock := jenkinstest.NewFakeClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
-	sim := jenkinstest.Sample(&jenkinstest.Options{Clock: clock, RootURL: o.rootURL})
+	so := jenkinstest.Options{Clock: clock, RootURL: o.rootURL}
+	if o.simOpts != nil {
+		o.simOpts(&so)
+	}
+	sim := jenkinstest.Sample(&so)
 	hs := httptest.NewServer(sim)
 	t.Cleanup(hs.Close)
 	base := hs.URL + "/"
