@@ -66,8 +66,8 @@ type Error struct {
 	// Anonymous: the request carried a credential but Jenkins ran it as
 	// anonymous (ErrUnauthorized without a 401).
 	Anonymous bool
-	Detail             string // a short, safe explanation (never a body dump)
-	Err                error  // one of the sentinel errors
+	Detail    string // a short, safe explanation (never a body dump)
+	Err       error  // one of the sentinel errors
 
 	crumbMissing bool // a 403 that is Jenkins's CSRF refusal, not a permission
 }

@@ -53,9 +53,9 @@ type Error struct {
 	ConnectURL         string   `json:"connect_url,omitempty"`
 	// Reason refines the code: ReasonCredentialRejected for a
 	// jenkins_account_not_linked whose credential Jenkins rejected.
-	Reason string `json:"reason,omitempty"`
-	RetryAfterSeconds  int      `json:"retry_after_seconds,omitempty"`
-	RequestID          string   `json:"request_id,omitempty"`
+	Reason            string `json:"reason,omitempty"`
+	RetryAfterSeconds int    `json:"retry_after_seconds,omitempty"`
+	RequestID         string `json:"request_id,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
