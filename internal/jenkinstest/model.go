@@ -477,14 +477,22 @@ func (it *item) addChild(name string, folder bool, class string) *item {
 	return c
 }
 
-// AddUser adds (or replaces) a user; Basic authentication is id:apiToken.
+// idKey is the key of a user id: Jenkins's default IdStrategy is
+// case-insensitive, so "Alice" and "alice" are one user.
+// Jenkins: core/src/main/java/jenkins/model/IdStrategy.java,
+// IdStrategy.CaseInsensitive.keyFor (id.toLowerCase(Locale.ENGLISH)).
+func idKey(id string) string { return strings.ToLower(id) }
+
+// AddUser adds (or replaces) a user; Basic authentication is id:apiToken,
+// the id compared case-insensitively as Jenkins does; /me reports the id
+// given here.
 func (s *Server) AddUser(id, fullName, apiToken string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fullName == "" {
 		fullName = id
 	}
-	s.users[id] = &user{id: id, fullName: fullName, token: []byte(apiToken)}
+	s.users[idKey(id)] = &user{id: id, fullName: fullName, token: []byte(apiToken)}
 }
 
 // AddFolder creates the folder at path (a canonical job path, see
@@ -729,7 +737,7 @@ func (s *Server) causeFor(userID string) cause {
 		return cause{}
 	}
 	name := userID
-	if u := s.users[userID]; u != nil {
+	if u := s.users[idKey(userID)]; u != nil {
 		name = u.fullName
 	}
 	return cause{userID: userID, userName: name}
@@ -797,10 +805,10 @@ func (s *Server) Grant(user, path string, perms ...Permission) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path = grantKeyOf(strings.Trim(path, "/"))
-	g := s.grants[user]
+	g := s.grants[idKey(user)]
 	if g == nil {
 		g = map[string]perm{}
-		s.grants[user] = g
+		s.grants[idKey(user)] = g
 	}
 	for _, p := range perms {
 		g[path] |= permBits(p)

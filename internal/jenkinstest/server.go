@@ -361,7 +361,7 @@ func (s *Server) handle(r *http.Request, rec *Request, f Fault) *reply {
 	rc := &reqCtx{s: s, r: r, user: u, now: now, rootURL: s.rootURL(r), selfURL: s.requestRoot(r)}
 	rc.rootJSON = appendEscaped(nil, rc.rootURL)
 	if u != nil {
-		rc.grants, rc.group = s.grants[u.id], s.grants[Authenticated]
+		rc.grants, rc.group = s.grants[idKey(u.id)], s.grants[Authenticated]
 	} else {
 		rc.grants = s.grants[Anonymous]
 	}
@@ -471,7 +471,7 @@ func (s *Server) authenticate(r *http.Request) (u *user, kind, failure string) {
 			return nil, "invalid", "Invalid Basic authentication header"
 		}
 		s.mu.Lock()
-		known := s.users[id]
+		known := s.users[idKey(id)]
 		s.mu.Unlock()
 		want := []byte("\x00no such user")
 		if known != nil {
@@ -495,7 +495,7 @@ func (s *Server) authenticate(r *http.Request) (u *user, kind, failure string) {
 			return nil, "invalid", "" // ignored by jwt-auth-filter
 		}
 		s.mu.Lock()
-		known := s.users[id]
+		known := s.users[idKey(id)]
 		s.mu.Unlock()
 		if known == nil {
 			known = &user{id: id, fullName: id}
