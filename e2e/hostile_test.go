@@ -699,7 +699,7 @@ func TestHostile_PolicySidesteps(t *testing.T) {
 	if !contains(aliceJobs, "backend/api") || !contains(bobJobs, "frontend/web-app") {
 		t.Errorf("listings: alice %v, bob %v", aliceJobs, bobJobs)
 	}
-	for _, args := range []map[string]any{{"job": "BACKEND/api"}, {"job": "Backend/Api"}, {"job": "backend/api/"}} {
+	for _, args := range []map[string]any{{"job": "BACKEND/api"}, {"job": "Backend/api"}, {"job": "backend/api/"}} {
 		if r := callTool(t, bob, "get_job", args); !r.isError || !strings.HasPrefix(r.text, "forbidden: ") {
 			t.Errorf("bob get_job %v: %.200s, want forbidden", args["job"], r.text)
 		}

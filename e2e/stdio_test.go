@@ -202,8 +202,10 @@ func TestStdio_ErrorCodes(t *testing.T) {
 	sim.SetFault(jenkinstest.Fault{})
 
 	wrong := stdioClient(t, url, jenkinstest.SampleBob, "not-bobs-token")
-	e = mustFail(t, wrong, "get_job", map[string]any{"job": "frontend/web-app"}, "forbidden", 403)
-	if !strings.Contains(e["message"].(string), "401") {
+	// A rejected credential is reported as such in stdio too (no
+	// connect_url there: the token comes from the configuration).
+	e = mustFail(t, wrong, "get_job", map[string]any{"job": "frontend/web-app"}, "jenkins_account_not_linked", 428)
+	if !strings.Contains(e["message"].(string), "401") || e["reason"] != "credential_rejected" || e["connect_url"] != nil {
 		t.Errorf("rejected token: %v", e)
 	}
 }

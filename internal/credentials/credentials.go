@@ -18,6 +18,11 @@ import (
 // ErrNotLinked: the user has no Jenkins credential stored.
 var ErrNotLinked = errors.New("jenkins account not linked")
 
+// ErrRejected: Jenkins rejected the user's stored credential (a 401, or an
+// answer as anonymous) and it is not sent again until the user links
+// again. It wraps ErrNotLinked: to the user, the account is not linked.
+var ErrRejected = fmt.Errorf("%w: Jenkins rejected the stored credential", ErrNotLinked)
+
 // Source returns the Jenkins credential to act for a principal.
 type Source interface {
 	// For returns the principal's credential, or an error wrapping
@@ -28,10 +33,12 @@ type Source interface {
 	Linked(ctx context.Context, p identity.Principal) (bool, error)
 }
 
-// Rejecter is implemented by sources that cache credentials: Rejected
-// tells them Jenkins refused p's credential, so it must not be used again.
+// Rejecter is implemented by sources that cache or store credentials:
+// Rejected tells them Jenkins refused cred, the credential they gave for
+// p, so it must not be used again (an exchanged token is dropped, a stored
+// one is marked rejected until the user links again).
 type Rejecter interface {
-	Rejected(ctx context.Context, p identity.Principal)
+	Rejected(ctx context.Context, p identity.Principal, cred jenkins.Credential)
 }
 
 // Local is the credential source of stdio mode: one local user whose API

@@ -164,7 +164,7 @@ func (x *Exchange) For(ctx context.Context, p identity.Principal) (jenkins.Crede
 // Rejected drops the cached token of p, for when Jenkins rejected it: the
 // next For exchanges again. A token cached for another of the user's
 // subject tokens stays.
-func (x *Exchange) Rejected(_ context.Context, p identity.Principal) {
+func (x *Exchange) Rejected(_ context.Context, p identity.Principal, _ jenkins.Credential) {
 	subject := sha256.Sum256([]byte(p.AccessToken.Reveal()))
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -655,11 +655,11 @@ func TestExchange_Rejected(t *testing.T) {
 	// the token exchanged for the new one.
 	aliceNew := exAlice()
 	aliceNew.AccessToken = exAliceSubject + "#2"
-	x.Rejected(t.Context(), aliceNew)
+	x.Rejected(t.Context(), aliceNew, jenkins.Credential{})
 	if c, _ := x.For(t.Context(), exAlice()); c != first || e.calls.Load() != 2 {
 		t.Fatalf("a rejection for another subject token dropped alice's: %d exchanges", e.calls.Load())
 	}
-	x.Rejected(t.Context(), exAlice())
+	x.Rejected(t.Context(), exAlice(), jenkins.Credential{})
 	again, err := x.For(t.Context(), exAlice())
 	if err != nil {
 		t.Fatal(err)
@@ -668,8 +668,8 @@ func TestExchange_Rejected(t *testing.T) {
 		t.Errorf("after Rejected: %d exchanges, same token %v; want a new exchange", e.calls.Load(), again == first)
 	}
 	// Bob's token is still cached; guests and empty principals are ignored.
-	x.Rejected(t.Context(), identity.Guest())
-	x.Rejected(t.Context(), identity.Principal{})
+	x.Rejected(t.Context(), identity.Guest(), jenkins.Credential{})
+	x.Rejected(t.Context(), identity.Principal{}, jenkins.Credential{})
 	if _, err := x.For(t.Context(), bob); err != nil || e.calls.Load() != 3 {
 		t.Errorf("bob: %d exchanges (%v), want his cached token", e.calls.Load(), err)
 	}

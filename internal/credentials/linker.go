@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/secret"
@@ -91,7 +92,7 @@ func (l *Linker) Link(ctx context.Context, user string, token secret.String) (*j
 		return nil, &LinkError{Err: ErrTokenRejected, JenkinsUser: mapped}
 	case err != nil:
 		return nil, fmt.Errorf("verifying the token with Jenkins: %w", err)
-	case me.ID != mapped:
+	case !SameJenkinsUser(me.ID, mapped):
 		return nil, &LinkError{Err: ErrWrongAccount, JenkinsUser: mapped, Actual: me.ID}
 	}
 	if err := l.stored.Link(ctx, user, mapped, token); err != nil {
@@ -99,6 +100,15 @@ func (l *Linker) Link(ctx context.Context, user string, token secret.String) (*j
 	}
 	return me, nil
 }
+
+// SameJenkinsUser reports whether two Jenkins user ids name the same user
+// under Jenkins's default id strategy, which is case-insensitive: "Alice"
+// and "alice" are one account. (A Jenkins configured with the
+// case-sensitive strategy could hold two accounts differing only in case;
+// Butler follows the default, as docs/jenkins.md says.)
+// Jenkins: core/src/main/java/jenkins/model/IdStrategy.java,
+// IdStrategy.CaseInsensitive (keyFor: id.toLowerCase(Locale.ENGLISH)).
+func SameJenkinsUser(a, b string) bool { return strings.ToLower(a) == strings.ToLower(b) }
 
 // Unlink removes user's stored credential; the error wraps ErrNotLinked
 // when there was none.

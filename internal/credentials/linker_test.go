@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
+	"github.com/butler-mcp/butler/internal/jenkinstest"
 	"github.com/butler-mcp/butler/internal/secret"
 	"github.com/butler-mcp/butler/internal/store"
 )
@@ -396,5 +398,39 @@ func TestLinker_JenkinsUserFor(t *testing.T) {
 				t.Error("JenkinsUserFor asked Jenkins")
 			}
 		})
+	}
+}
+
+// Jenkins's default id strategy is case-insensitive: a user who maps to
+// "Alice" and whose token /me reports as "alice" is that account, and
+// linking works, with the simulator (which authenticates "ALICE" as alice)
+// as with a fake.
+func TestLinker_UserIDsCompareCaseInsensitively(t *testing.T) {
+	t.Parallel()
+	f := newLinkerFixture(t, func(string) (string, error) { return "Alice", nil })
+	me, err := f.linker.Link(context.Background(), aliceUser, aliceToken)
+	if err != nil || me.ID != aliceJenkins {
+		t.Fatalf("Link with the mapped id differing in case: %v, %v", me, err)
+	}
+	// The stored account is the mapped spelling, so the principal that
+	// maps to it finds its credential.
+	if c, err := f.stored.For(context.Background(), identity.Principal{User: aliceUser, JenkinsUser: "Alice"}); err != nil || c.User != "Alice" {
+		t.Errorf("For after a case-insensitive link: %v, %v", c, err)
+	}
+	// Another account is still another account.
+	if _, err := f.linker.Link(context.Background(), aliceUser, malloryToken); !errors.Is(err, credentials.ErrWrongAccount) {
+		t.Errorf("mallory's token: %v", err)
+	}
+
+	sim := jenkinstest.Sample(nil)
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	jc, err := jenkins.New(hs.URL+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := credentials.NewLinker(jc, f.stored, func(string) (string, error) { return "ALICE", nil })
+	if me, err := real.Link(context.Background(), "someone", secret.String(jenkinstest.SampleAliceToken)); err != nil || me.ID != "alice" {
+		t.Errorf("Link against the simulator as ALICE: %v, %v", me, err)
 	}
 }

@@ -23,6 +23,7 @@ type Store interface {
 	PutCredential(ctx context.Context, c store.Credential) error
 	GetCredential(ctx context.Context, user string) (store.Credential, error)
 	DeleteCredential(ctx context.Context, user string) error
+	MarkCredentialRejected(ctx context.Context, user string, sealed []byte, at time.Time) error
 	ListCredentials(ctx context.Context) ([]store.Credential, error)
 }
 
@@ -41,6 +42,7 @@ type Stored struct {
 type cached struct {
 	cred    jenkins.Credential
 	jenkins string
+	sealed  []byte // the stored value cred came from, for MarkCredentialRejected
 	until   time.Time
 }
 
@@ -83,24 +85,33 @@ func (s *Stored) For(ctx context.Context, p identity.Principal) (jenkins.Credent
 			"user", p.User, "stored_jenkins_user", rec.JenkinsUser, "expected_jenkins_user", p.JenkinsUser)
 		return jenkins.Credential{}, fmt.Errorf("credentials: %q: stored account %q is not %q: %w", p.User, rec.JenkinsUser, p.JenkinsUser, ErrNotLinked)
 	}
+	if !rec.RejectedAt.IsZero() {
+		// Never sent again: a realm may count each rejected token as a
+		// failed password (LDAP lockout).
+		return jenkins.Credential{}, fmt.Errorf("credentials: %q (rejected at %s): %w", p.User, rec.RejectedAt.Format(time.RFC3339), ErrRejected)
+	}
 	plain, stale, err := s.vault.Open(rec.User, rec.JenkinsUser, rec.Sealed, rec.KeyID)
 	if err != nil {
 		return jenkins.Credential{}, fmt.Errorf("credentials: %q: %w", p.User, err)
 	}
 	cred := jenkins.Credential{User: rec.JenkinsUser, APIToken: secret.String(plain)}
+	sealed := rec.Sealed
 	if stale {
-		if err := s.put(ctx, rec.User, rec.JenkinsUser, plain); err != nil {
+		if resealed, err := s.put(ctx, rec.User, rec.JenkinsUser, plain, time.Time{}); err != nil {
 			s.logger.WarnContext(ctx, "re-sealing a credential with the current vault key failed", "user", p.User, "err", err)
+		} else {
+			sealed = resealed
 		}
 	}
 	s.mu.Lock()
-	s.cache[p.User] = cached{cred: cred, jenkins: rec.JenkinsUser, until: now.Add(CacheTTL)}
+	s.cache[p.User] = cached{cred: cred, jenkins: rec.JenkinsUser, sealed: sealed, until: now.Add(CacheTTL)}
 	s.mu.Unlock()
 	return cred, nil
 }
 
 // Linked reports whether the principal has a stored credential for the
-// Jenkins account it maps to, without decrypting it.
+// Jenkins account it maps to that Jenkins has not rejected, without
+// decrypting it.
 func (s *Stored) Linked(ctx context.Context, p identity.Principal) (bool, error) {
 	if p.Guest || p.User == "" {
 		return false, nil
@@ -112,7 +123,7 @@ func (s *Stored) Linked(ctx context.Context, p identity.Principal) (bool, error)
 	if err != nil {
 		return false, fmt.Errorf("credentials: %q: %w", p.User, err)
 	}
-	return rec.JenkinsUser == p.JenkinsUser, nil
+	return rec.JenkinsUser == p.JenkinsUser && rec.RejectedAt.IsZero(), nil
 }
 
 // Link stores token as user's credential for jenkinsUser. The caller has
@@ -122,11 +133,49 @@ func (s *Stored) Link(ctx context.Context, user, jenkinsUser string, token secre
 	if user == "" || jenkinsUser == "" || token == "" {
 		return errors.New("credentials: link needs a user, a Jenkins user and a token")
 	}
-	if err := s.put(ctx, user, jenkinsUser, []byte(token.Reveal())); err != nil {
+	if _, err := s.put(ctx, user, jenkinsUser, []byte(token.Reveal()), time.Time{}); err != nil {
 		return err
 	}
 	s.forget(user)
 	return nil
+}
+
+// Rejected marks p's stored credential rejected when cred, the one For
+// gave, is still the one stored: For then refuses it (ErrRejected) until
+// the user links again, on every replica. A credential linked since is
+// left alone.
+func (s *Stored) Rejected(ctx context.Context, p identity.Principal, cred jenkins.Credential) {
+	if p.User == "" || cred.APIToken == "" {
+		return
+	}
+	s.mu.Lock()
+	c, ok := s.cache[p.User]
+	delete(s.cache, p.User)
+	s.mu.Unlock()
+	sealed := c.sealed
+	if !ok || c.cred.APIToken != cred.APIToken {
+		// The cache moved on: find the stored value cred came from.
+		rec, err := s.store.GetCredential(ctx, p.User)
+		if err != nil {
+			s.logger.WarnContext(ctx, "cannot mark a rejected Jenkins credential", "user", p.User, "err", err)
+			return
+		}
+		plain, _, err := s.vault.Open(rec.User, rec.JenkinsUser, rec.Sealed, rec.KeyID)
+		if err != nil || string(plain) != cred.APIToken.Reveal() {
+			return // not the stored one (re-linked meanwhile)
+		}
+		sealed = rec.Sealed
+	}
+	err := s.store.MarkCredentialRejected(ctx, p.User, sealed, s.now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Re-linked or unlinked meanwhile: nothing to mark.
+	case err != nil:
+		s.logger.WarnContext(ctx, "cannot mark a rejected Jenkins credential", "user", p.User, "err", err)
+	default:
+		s.logger.InfoContext(ctx, "Jenkins rejected a stored credential; it is not used again until the user links again",
+			"user", p.User, "jenkins_user", cred.User)
+	}
 }
 
 // Unlink removes user's credential. Other replicas stop using it within
@@ -158,7 +207,7 @@ func (s *Stored) Reseal(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("credentials: reseal %q: %w", rec.User, err)
 		}
-		if err := s.put(ctx, rec.User, rec.JenkinsUser, plain); err != nil {
+		if _, err := s.put(ctx, rec.User, rec.JenkinsUser, plain, rec.RejectedAt); err != nil {
 			return n, err
 		}
 		n++
@@ -166,15 +215,17 @@ func (s *Stored) Reseal(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func (s *Stored) put(ctx context.Context, user, jenkinsUser string, secret []byte) error {
+// put seals secret and stores it with the rejected mark given (zero for a
+// new link); it returns the sealed value.
+func (s *Stored) put(ctx context.Context, user, jenkinsUser string, secret []byte, rejectedAt time.Time) ([]byte, error) {
 	sealed, keyID, err := s.vault.Seal(user, jenkinsUser, secret)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := s.store.PutCredential(ctx, store.Credential{User: user, JenkinsUser: jenkinsUser, Sealed: sealed, KeyID: keyID}); err != nil {
-		return fmt.Errorf("credentials: store %q: %w", user, err)
+	if err := s.store.PutCredential(ctx, store.Credential{User: user, JenkinsUser: jenkinsUser, Sealed: sealed, KeyID: keyID, RejectedAt: rejectedAt}); err != nil {
+		return nil, fmt.Errorf("credentials: store %q: %w", user, err)
 	}
-	return nil
+	return sealed, nil
 }
 
 func (s *Stored) forget(user string) {

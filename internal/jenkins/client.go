@@ -40,8 +40,10 @@ var (
 	// ErrForbidden: Jenkins answered 403 (or 422 for a queue item the user
 	// may not cancel): the user lacks a permission.
 	ErrForbidden = errors.New("forbidden")
-	// ErrUnauthorized: Jenkins answered 401: the credential itself was
-	// rejected (wrong or revoked API token).
+	// ErrUnauthorized: Jenkins rejected the credential itself: a 401 (a
+	// wrong or revoked API token), or an answer that says the request ran
+	// as anonymous although it carried a credential (the jwt-auth-filter
+	// plugin ignores a bearer token it refuses; see Error.Anonymous).
 	ErrUnauthorized = errors.New("credential rejected by Jenkins")
 	// ErrConflict: Jenkins answered 409, e.g. the job is disabled.
 	ErrConflict = errors.New("conflict")
@@ -61,8 +63,11 @@ type Error struct {
 	Status             int    // HTTP status from Jenkins; 0 when no answer came
 	RequiredPermission string // Jenkins's X-Required-Permission, when it sent one
 	Timeout            bool   // the call ran out of time
-	Detail             string // a short, safe explanation (never a body dump)
-	Err                error  // one of the sentinel errors
+	// Anonymous: the request carried a credential but Jenkins ran it as
+	// anonymous (ErrUnauthorized without a 401).
+	Anonymous bool
+	Detail    string // a short, safe explanation (never a body dump)
+	Err       error  // one of the sentinel errors
 
 	crumbMissing bool // a 403 that is Jenkins's CSRF refusal, not a permission
 }
@@ -111,6 +116,9 @@ func (c Credential) GoString() string { return c.String() }
 
 // LogValue keeps the secret out of structured logs.
 func (c Credential) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// present reports whether the credential carries a secret.
+func (c Credential) present() bool { return c.Bearer != "" || c.APIToken != "" }
 
 func (c Credential) apply(req *http.Request) {
 	switch {
@@ -288,7 +296,59 @@ func (c *Client) do(ctx context.Context, cl call) (*http.Response, error) {
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return nil, statusError(cl.op, resp, snippet)
+	e := statusError(cl.op, resp, snippet)
+	switch {
+	case cl.cred.present() && ranAsAnonymous(resp, snippet):
+		e.Err, e.Anonymous, e.RequiredPermission = ErrUnauthorized, true, ""
+		e.Detail = "Jenkins ran the request as anonymous: it did not accept the credential"
+	case e.Err == ErrForbidden && !e.crumbMissing && e.RequiredPermission == "" && isItemPath(cl.rel):
+		// Item.Discover without Item.Read: Jenkins.getItem (and a
+		// folder's, and Queue.Item.getApi) throws a plain
+		// AccessDeniedException, a 403 without X-Required-Permission. A
+		// user who may only discover an item must learn no more through
+		// Butler than of a missing one.
+		e.Err, e.Status = ErrNotFound, http.StatusNotFound
+	case e.Err == ErrNotFound && cl.cred.Bearer != "" && cl.rel != meRel && c.anonymousProbe(ctx, cl.cred):
+		// A refused bearer token runs as anonymous, and a 404 may be
+		// anonymous's view of an item the user can see: /me tells.
+		e.Err, e.Anonymous = ErrUnauthorized, true
+		e.Detail = "Jenkins ran the request as anonymous: it did not accept the credential"
+	}
+	return nil, e
+}
+
+// meRel is the path of the current user's API (Jenkins.getMe).
+const meRel = "me/api/json"
+
+// anonymousProbe asks /me with cred and reports whether Jenkins ran that
+// request as anonymous.
+func (c *Client) anonymousProbe(ctx context.Context, cred Credential) bool {
+	_, err := getJSON(ctx, c, call{op: "check the credential", rel: meRel, cred: cred,
+		query: url.Values{"tree": {"id"}}}, ParseUser)
+	var je *Error
+	return errors.As(err, &je) && je.Anonymous
+}
+
+// ranAsAnonymous reports whether a refusal says the request ran as
+// anonymous: AccessDeniedException3's X-You-Are-Authenticated-As header
+// naming anonymous, or the login redirect Jenkins answers anonymous with
+// (HudsonAuthenticationEntryPoint.commence: 403, an HTML page that
+// redirects to the login form with "Authentication required"), which a
+// plain AccessDeniedException (Jenkins.getMe's for anonymous) sends
+// without headers.
+func ranAsAnonymous(resp *http.Response, snippet []byte) bool {
+	if as := resp.Header.Get("X-You-Are-Authenticated-As"); as != "" {
+		return as == "anonymous"
+	}
+	return resp.StatusCode == http.StatusForbidden &&
+		strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") &&
+		bytes.Contains(snippet, []byte("Authentication required")) &&
+		bytes.Contains(snippet, []byte("login?from="))
+}
+
+// isItemPath reports whether rel addresses an item or a queue item.
+func isItemPath(rel string) bool {
+	return strings.HasPrefix(rel, "job/") || strings.HasPrefix(rel, "queue/item/")
 }
 
 func (c *Client) observe(method string, status int, d time.Duration) {
@@ -336,13 +396,18 @@ func statusError(op string, resp *http.Response, snippet []byte) *Error {
 }
 
 // plainDetail returns Jenkins's message when it is short plain text (as for
-// 400 and 409 answers from the build endpoints), never an HTML page.
+// 400 and 409 answers from the build endpoints), never an HTML page: not
+// one labelled text/html (Jenkins's 404, accessDenied and oops pages), nor
+// markup labelled text/plain (a proxy's error page).
 func plainDetail(resp *http.Response, snippet []byte) string {
 	ct := resp.Header.Get("Content-Type")
 	if !strings.HasPrefix(ct, "text/plain") || len(snippet) == 0 || len(snippet) > 300 || !utf8.Valid(snippet) {
 		return ""
 	}
 	s := strings.TrimSpace(string(snippet))
+	if looksLikeMarkup(s) {
+		return ""
+	}
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
@@ -352,6 +417,12 @@ func plainDetail(resp *http.Response, snippet []byte) string {
 		}
 		return r
 	}, s)
+}
+
+// looksLikeMarkup reports whether s is (or holds) an HTML or XML document.
+func looksLikeMarkup(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "<") || strings.Contains(l, "<html") || strings.Contains(l, "<body") || strings.Contains(l, "<!doctype")
 }
 
 // getJSON fetches rel/api/json and decodes it with parse.

@@ -21,7 +21,7 @@ import (
 func (c *Client) Me(ctx context.Context, cred Credential) (*User, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	return getJSON(ctx, c, call{op: "get current user", rel: "me/api/json", cred: cred,
+	return getJSON(ctx, c, call{op: "get current user", rel: meRel, cred: cred,
 		query: url.Values{"tree": {"id,fullName"}}}, ParseUser)
 }
 

@@ -103,7 +103,7 @@ func TestGrant_CaseInsensitivePathAndAdminister(t *testing.T) {
 	s, _ := newTestServer(t, nil, map[string]JobSpec{"Team/j": {}})
 	s.AddUser("eve", "Eve", "eve-token")
 	s.Grant("eve", "team", PermRead)
-	s.Grant("eve", "TEAM/J", PermBuild)
+	s.Grant("eve", "TEAM/j", PermBuild)
 	if w := call(t, s, "POST", "/job/Team/job/j/build", "eve"); w.Code != http.StatusCreated {
 		t.Errorf("eve builds: %d", w.Code)
 	}

@@ -6,9 +6,14 @@
 // # What is simulated
 //
 //   - Items: folders (including folder-like classes such as multibranch
-//     projects), freestyle and pipeline jobs, looked up case-insensitively
-//     as Jenkins does, at "job/a/job/b/" URLs whose segments are decoded
-//     exactly once. GET api/json on the root, folders, jobs, builds, queue
+//     projects and organization folders), freestyle and pipeline jobs, at
+//     "job/a/job/b/" URLs whose segments are decoded exactly once. Names
+//     are looked up as Jenkins does after a restart: case-insensitively at
+//     the top level only (Jenkins.items), exactly inside folders
+//     (ItemGroupMixIn.loadChildren); a multibranch project or organization
+//     folder also finds a child by its NameEncoder-decoded and -encoded
+//     spellings, so "feature%2Flogin" and "feature%252Flogin" (as they
+//     arrive, decoded once) both reach the branch job "feature%2Flogin". GET api/json on the root, folders, jobs, builds, queue
 //     items, the queue, /me and /crumbIssuer, with Jenkins's field names,
 //     "_class" values and depth=0 shapes (checked against recorded fixtures
 //     by TestFixtureShapes). The "tree" parameter works as in Stapler:
@@ -50,14 +55,23 @@
 //     Referer or to the build as the request named it. Permalinks lastBuild, lastCompletedBuild,
 //     lastSuccessfulBuild, lastFailedBuild, lastStableBuild,
 //     lastUnstableBuild and lastUnsuccessfulBuild resolve.
-//   - Security: API-token Basic authentication (and optionally bearer
-//     tokens, like the jwt-auth-filter plugin), 401 for bad credentials,
-//     403 for anonymous requests, crumbs bound to a session cookie and a
-//     user, and folder-scoped Item.Read/Build/Cancel grants. An item a
-//     user cannot read answers exactly like a missing one (same status,
-//     headers and body) on every URL under it and is left out of every
-//     listing and of the queue; a missing Build or Cancel permission is
-//     403 with Jenkins's X-Required-Permission headers.
+//   - Security: API-token Basic authentication, 401 for a wrong token;
+//     optionally bearer tokens like the jwt-auth-filter plugin, which
+//     ignores a token it refuses, so the request runs as anonymous (or,
+//     with BearerChallenge, a 401 like its protected-resource filter).
+//     Grants to users, to Anonymous and to Authenticated: Overall/Read
+//     (every authenticated user has it unless NoImplicitOverallRead),
+//     folder-scoped Item.Discover/Read/Build/Cancel, Administer. Without
+//     Overall/Read every URL is 403 naming hudson.model.Hudson.Read. An
+//     item a user cannot read or discover answers exactly like a missing
+//     one (same status, headers and body: Jenkins's HTML 404 page) on
+//     every URL under it and is left out of every listing and of the
+//     queue; one they may only discover is a 403 without
+//     X-Required-Permission; a missing Build or Cancel permission is 403
+//     with Jenkins's X-Required-Permission headers. Refusals are Jenkins's
+//     HTML pages: the accessDenied page for a user, the login redirect for
+//     anonymous. Crumbs are bound to a session cookie and a user; a POST
+//     without credentials needs one.
 //   - Time: everything is driven by an injected Clock. The simulation is
 //     discrete-event: each request (and each public method) first replays
 //     every event due since the last one, at the event's own time (a build
@@ -72,7 +86,7 @@
 // matrix configurations or Maven modules as items (an aggregated report's
 // child runs cannot be opened), no QueueDecisionHandler vetoes, no
 // pipeline stages (wfapi), no user or item creation over HTTP, no crumb
-// in form fields (header only), no Overall/Read: every authenticated user
-// may read the root, the queue and /me, and sees the items granted to
-// them.
+// in form fields (header only), no whoAmI answer for anonymous, no
+// permissions besides those above, no case-insensitive folder children of
+// a Jenkins that has not restarted since they were created.
 package jenkinstest

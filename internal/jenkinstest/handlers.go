@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,14 @@ func (s *Server) route(rc *reqCtx, segs []string) *reply {
 		}
 		p = rc.childPerm(p, c)
 		if p&pRead == 0 {
+			if p&pDiscover != 0 {
+				// Jenkins: core/src/main/java/jenkins/model/Jenkins.java,
+				// Jenkins.getItem; cloudbees-folder-plugin AbstractFolder.getItem.
+				if cur == s.root {
+					return rc.denied("Please login to access job " + segs[i+1])
+				}
+				return rc.denied("Please log in to access " + segs[i+1])
+			}
 			return notFound()
 		}
 		cur = c
@@ -94,6 +103,12 @@ func (s *Server) routeRoot(rc *reqCtx, rest []string) *reply {
 		return s.cancelItem(rc)
 	case is(rest, "me", "api", "json"), is(rest, "whoAmI", "api", "json"):
 		return api(rc, func() *reply {
+			if rc.user == nil {
+				// Jenkins: core/src/main/java/jenkins/model/Jenkins.java,
+				// Jenkins.getMe ("/me is not available when not logged in").
+				// (The simulator does not model whoAmI's anonymous answer.)
+				return rc.denied("/me is not available when not logged in")
+			}
 			return s.render(rc, defaultUserTree, 0, func(e *enc, t *tree) { writeObject(e, s.schema.user, rc.user, t) })
 		})
 	case is(rest, "crumbIssuer", "api", "json"):
@@ -221,19 +236,80 @@ func progressiveText(rc *reqCtx, b *build) *reply {
 	return rp
 }
 
-// forbidden is AccessDeniedException3 reported as headers.
-func forbidden(u *user, p Permission, title string) *reply {
-	rp := textReply(http.StatusForbidden, u.id+" is missing the "+title+" permission")
+// impliedBy is Permission.impliedBy, followed to the end: what Jenkins
+// sends in X-Permission-Implied-By. Jenkins:
+// core/src/main/java/hudson/security/Permission.java (GenericRead,
+// GenericWrite, GenericUpdate), core/src/main/java/hudson/model/Item.java.
+func impliedBy(p Permission) []string {
+	switch p {
+	case PermOverallRead:
+		return []string{"hudson.security.Permission.GenericRead", string(PermAdminister)}
+	case PermBuild, PermCancel:
+		return []string{"hudson.security.Permission.GenericUpdate", "hudson.security.Permission.GenericWrite", string(PermAdminister)}
+	}
+	return nil
+}
+
+// accessDenied is an AccessDeniedException3 (a missing permission) as
+// Jenkins answers it: 403 with the diagnosis headers
+// (AccessDeniedException3.reportAsHeaders) and an HTML page, the
+// accessDenied view for a user (AccessDeniedHandlerImpl.handle), the
+// login redirect for anonymous (HudsonAuthenticationEntryPoint.commence).
+// Jenkins: core/src/main/java/hudson/security/AccessDeniedException3.java,
+// AccessDeniedHandlerImpl.java, HudsonAuthenticationEntryPoint.java.
+func (rc *reqCtx) accessDenied(p Permission, title string) *reply {
+	msg := rc.name() + " is missing the " + title + " permission"
+	var rp *reply
+	if rc.user == nil {
+		rp = rc.loginPage("You are authenticated as: anonymous\nPermission you need to have (but didn't): " + string(p))
+	} else {
+		rp = accessDeniedPage(msg)
+	}
 	h := rp.header
-	h.Set("X-You-Are-Authenticated-As", u.id)
+	h.Set("X-You-Are-Authenticated-As", rc.name())
 	h.Set("X-You-Are-In-Group-Disabled", "JENKINS-39402: use -Dhudson.security.AccessDeniedException2.REPORT_GROUP_HEADERS=true or use /whoAmI to diagnose")
 	h.Set("X-Required-Permission", string(p))
-	// Item.Build and Item.Cancel are both implied by GenericUpdate, itself
-	// implied by GenericWrite, implied by Administer.
-	h.Add("X-Permission-Implied-By", "hudson.security.Permission.GenericUpdate")
-	h.Add("X-Permission-Implied-By", "hudson.security.Permission.GenericWrite")
-	h.Add("X-Permission-Implied-By", string(PermAdminister))
+	for _, by := range impliedBy(p) {
+		h.Add("X-Permission-Implied-By", by)
+	}
 	return rp
+}
+
+// denied is a plain AccessDeniedException, such as Jenkins.getItem's for
+// an item the user may discover but not read ("Please login to access job
+// x"), or Jenkins.getMe's for anonymous: 403 with the same HTML pages as
+// accessDenied but no diagnosis headers, which only AccessDeniedException3
+// carries.
+func (rc *reqCtx) denied(msg string) *reply {
+	if rc.user == nil {
+		return rc.loginPage("")
+	}
+	return accessDeniedPage(msg)
+}
+
+// accessDeniedPage is Jenkins's accessDenied.jelly: the exception's
+// message in an HTML page. Jenkins:
+// core/src/main/resources/jenkins/model/Jenkins/accessDenied.jelly.
+func accessDeniedPage(msg string) *reply {
+	return newReply(http.StatusForbidden, "text/html;charset=utf-8", []byte(
+		"<!DOCTYPE html><html><head><title>Jenkins Login [Jenkins]</title></head><body>"+
+			"<h1>Access Denied</h1><p class=\"error\">"+htmlEscape(msg)+"</p></body></html>\n"))
+}
+
+// loginPage is HudsonAuthenticationEntryPoint.commence: 403 and a page
+// that redirects to the login form (Util.printRedirect), with report (the
+// AccessDeniedException3's diagnosis) in a comment.
+func (rc *reqCtx) loginPage(report string) *reply {
+	from := rc.r.URL.EscapedPath()
+	if rc.r.URL.RawQuery != "" {
+		from += "?" + rc.r.URL.RawQuery
+	}
+	login := rc.s.prefix + "/login?from=" + url.QueryEscape(from)
+	body := "<html><head><meta http-equiv='refresh' content='1;url=" + htmlEscape(login) + "'/>" +
+		"<script id='redirect' data-redirect-url='" + htmlEscape(login) + "' src='" + rc.s.prefix + "/static/redirect.js'></script>" +
+		"</head><body style='background-color:white; color:white;'>\nAuthentication required\n<!--\n" +
+		report + "\n-->\n\n</body></html>"
+	return newReply(http.StatusForbidden, "text/html;charset=UTF-8", []byte(body))
 }
 
 // trigger is ParameterizedJobMixIn.doBuild / doBuildWithParameters, with
@@ -260,7 +336,7 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 	}
 	if withParams {
 		if p&pBuild == 0 {
-			return forbidden(rc.user, PermBuild, "Job/Build")
+			return rc.accessDenied(PermBuild, "Job/Build")
 		}
 		if j.spec.Disabled {
 			return textReply(http.StatusConflict, j.fullName+" is not buildable!")
@@ -273,7 +349,7 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 			return textReply(http.StatusConflict, j.fullName+" is not buildable")
 		}
 		if p&pBuild == 0 {
-			return forbidden(rc.user, PermBuild, "Job/Build")
+			return rc.accessDenied(PermBuild, "Job/Build")
 		}
 	}
 	var params []paramValue
@@ -283,7 +359,11 @@ func (s *Server) trigger(rc *reqCtx, j *item, p perm, withParams bool) *reply {
 			return textReply(http.StatusBadRequest, err.Error())
 		}
 	}
-	q, created := s.enqueue(j, params, cause{userID: rc.user.id, userName: rc.user.fullName}, quiet, rc.now)
+	c := cause{userID: Anonymous, userName: Anonymous}
+	if rc.user != nil {
+		c = cause{userID: rc.user.id, userName: rc.user.fullName}
+	}
+	q, created := s.enqueue(j, params, c, quiet, rc.now)
 	// ParametersDefinitionProperty.buildWithParameters answers 303 See
 	// Other when Queue.schedule2 folded the request into an item already
 	// queued (ScheduleResult.isCreated false), 201 Created for a new one;
@@ -410,10 +490,14 @@ func (s *Server) stop(rc *reqCtx, b *build, p perm) *reply {
 		return methodNotAllowed("POST")
 	}
 	if (b.building || b.job.spec.Class == ClassWorkflowJob) && p&pCancel == 0 {
-		return forbidden(rc.user, PermCancel, "Job/Cancel")
+		return rc.accessDenied(PermCancel, "Job/Cancel")
 	}
 	if b.building {
-		s.abort(b, rc.now, rc.user.fullName)
+		by := Anonymous
+		if rc.user != nil {
+			by = rc.user.fullName
+		}
+		s.abort(b, rc.now, by)
 	}
 	rp := newReply(http.StatusFound, "", nil)
 	loc := rc.r.Header.Get("Referer")
@@ -441,6 +525,11 @@ func (s *Server) queueItemAPI(rc *reqCtx, idStr string) *reply {
 	}
 	p, visible := rc.permOf(q.job)
 	if !visible {
+		if jp := rc.jobPerm(q.job); jp&pRead == 0 && jp&pDiscover != 0 {
+			// Jenkins: core/src/main/java/hudson/model/Queue.java,
+			// Queue.Item.getApi ("like Jenkins.getItem").
+			return rc.denied("Please log in to access " + q.job.urlPath)
+		}
 		return notFound()
 	}
 	return s.render(rc, defaultQueueItemTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.queueItem, q, t) })

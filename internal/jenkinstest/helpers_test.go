@@ -112,3 +112,18 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// getJSONWith GETs target anonymously with opts, expects 200 and decodes
+// the body.
+func getJSONWith(t *testing.T, h http.Handler, target string, opts ...func(*http.Request)) map[string]any {
+	t.Helper()
+	w := call(t, h, "GET", target, "", opts...)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET %s: status %d, body %q", target, w.Code, w.Body.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("GET %s: invalid JSON: %v\n%s", target, err, w.Body.String())
+	}
+	return m
+}

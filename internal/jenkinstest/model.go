@@ -15,9 +15,9 @@ var (
 	// ErrNotFound is returned when the job named does not exist (or is a
 	// folder).
 	ErrNotFound = errors.New("jenkinstest: no such item")
-	// ErrExists is returned when an item with that name (compared
-	// case-insensitively, as Jenkins does) already exists, or when a path
-	// goes through a job.
+	// ErrExists is returned when an item with that name (as Jenkins looks
+	// it up: case-insensitively at the top level) already exists, or when a
+	// path goes through a job.
 	ErrExists = errors.New("jenkinstest: item already exists")
 	// ErrInvalidSpec is returned for an inconsistent JobSpec or BuildSpec.
 	ErrInvalidSpec = errors.New("jenkinstest: invalid spec")
@@ -27,15 +27,31 @@ var (
 // X-Required-Permission.
 type Permission string
 
-// The permissions the simulator checks. Item.Read is needed to see an item
-// (on the item and on every folder above it), Item.Build to trigger it,
-// Item.Cancel to stop its builds and cancel its queue items. Hudson.Administer
-// implies all of them.
+// The permissions the simulator checks. Overall/Read (Hudson.Read, on the
+// root) is needed for every URL but a few; Item.Read is needed to see an
+// item (on the item and on every folder above it), Item.Discover alone lets
+// a user learn that an item exists (403 instead of 404), Item.Build is
+// needed to trigger it, Item.Cancel to stop its builds and cancel its queue
+// items. Item.Read implies Item.Discover; Hudson.Administer implies all.
+//
+// Jenkins: core/src/main/java/hudson/model/Item.java (DISCOVER is implied
+// by READ) and core/src/main/java/jenkins/model/Jenkins.java (READ,
+// ADMINISTER).
 const (
-	PermRead       Permission = "hudson.model.Item.Read"
-	PermBuild      Permission = "hudson.model.Item.Build"
-	PermCancel     Permission = "hudson.model.Item.Cancel"
-	PermAdminister Permission = "hudson.model.Hudson.Administer"
+	PermOverallRead Permission = "hudson.model.Hudson.Read"
+	PermDiscover    Permission = "hudson.model.Item.Discover"
+	PermRead        Permission = "hudson.model.Item.Read"
+	PermBuild       Permission = "hudson.model.Item.Build"
+	PermCancel      Permission = "hudson.model.Item.Cancel"
+	PermAdminister  Permission = "hudson.model.Hudson.Administer"
+)
+
+// The sids Jenkins's authorization strategies know besides user ids: Grant
+// to Anonymous gives permissions to requests that carry no accepted
+// credential, Grant to Authenticated to every authenticated user.
+const (
+	Anonymous     = "anonymous"
+	Authenticated = "authenticated"
 )
 
 // perm is a set of the permissions above.
@@ -45,14 +61,20 @@ const (
 	pRead perm = 1 << iota
 	pBuild
 	pCancel
+	pDiscover
+	pOverallRead
 
-	pAll = pRead | pBuild | pCancel
+	pAll = pRead | pBuild | pCancel | pDiscover | pOverallRead
 )
 
 func permBits(p Permission) perm {
 	switch p {
+	case PermOverallRead:
+		return pOverallRead
+	case PermDiscover:
+		return pDiscover
 	case PermRead:
-		return pRead
+		return pRead | pDiscover
 	case PermBuild:
 		return pBuild
 	case PermCancel:
@@ -69,6 +91,7 @@ const (
 	ClassWorkflowJob = "org.jenkinsci.plugins.workflow.job.WorkflowJob"
 	ClassFolder      = "com.cloudbees.hudson.plugins.folder.Folder"
 	ClassMultiBranch = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
+	ClassOrgFolder   = "jenkins.branch.OrganizationFolder"
 )
 
 // JobSpec describes a job: how its builds behave and what it looks like.
@@ -194,7 +217,10 @@ type TestCase struct {
 // FolderSpec describes a folder added with AddFolderSpec.
 type FolderSpec struct {
 	// Class is ClassFolder ("" means that) or another folder-like class
-	// such as ClassMultiBranch; it only changes the "_class" reported.
+	// such as ClassMultiBranch or ClassOrgFolder. It changes the "_class"
+	// reported and, for those two, how child names are looked up: a
+	// multibranch project or organization folder also finds a child by
+	// the decoded and the encoded spelling of its name (see lookup).
 	Class       string
 	Description string
 }
@@ -227,8 +253,8 @@ type user struct {
 type item struct {
 	name     string
 	fullName string
-	grantKey string // case-folded fullName, the key of grants
-	key      string // case-folded name: Jenkins looks items up case-insensitively
+	grantKey string // fullName with its first segment case-folded, the key of grants
+	key      string // the key in the parent's children: the name, case-folded at the top level only
 	urlPath  string // "job/a/job/b/", each segment escaped
 	parent   *item  // nil for the root
 	folder   bool
@@ -297,14 +323,173 @@ func (it *item) sortedKids() []*item {
 	return it.kids
 }
 
+// lookup is ItemGroup.getItem(name), without the permission check.
+//
+// Only the root folds case: Jenkins.items is a map ordered by
+// String.CASE_INSENSITIVE_ORDER, while a folder's children are the map
+// ItemGroupMixIn.loadChildren builds when the folder is loaded, a plain
+// CopyOnWriteMap.Tree, so below the top level names are case-sensitive
+// once Jenkins has restarted (which is the state the simulator models).
+// Jenkins: core/src/main/java/jenkins/model/Jenkins.java (field items,
+// Jenkins.getItem); core/src/main/java/hudson/model/ItemGroupMixIn.java,
+// ItemGroupMixIn.loadChildren; cloudbees-folder-plugin
+// src/main/java/com/cloudbees/hudson/plugins/folder/AbstractFolder.java,
+// AbstractFolder.onLoad.
+//
+// A multibranch project or an organization folder then tries the name
+// NameEncoder-decoded (when it holds a "%") and NameEncoder-encoded, so
+// "feature%2Flogin", "feature/login" and "feature%252Flogin" all reach the
+// branch job named "feature%2Flogin". Jenkins: branch-api-plugin
+// src/main/java/jenkins/branch/MultiBranchProject.java,
+// MultiBranchProject.getItem; OrganizationFolder.getItem.
 func (it *item) lookup(name string) *item {
 	if it.children == nil {
 		return nil
 	}
-	return it.children[foldName(name)]
+	if it.parent == nil {
+		return it.children[foldName(name)]
+	}
+	if c := it.children[name]; c != nil {
+		return c
+	}
+	if it.class != ClassMultiBranch && it.class != ClassOrgFolder {
+		return nil
+	}
+	if strings.Contains(name, "%") {
+		if c := it.children[nameDecode(name)]; c != nil {
+			return c
+		}
+	}
+	return it.children[nameEncode(name)]
 }
 
 func foldName(s string) string { return strings.ToLower(s) }
+
+// childKey is the key of a child named name in it's children.
+func (it *item) childKey(name string) string {
+	if it.parent == nil {
+		return foldName(name)
+	}
+	return name
+}
+
+// grantKeyOf is the key of grants for an item's full name: its top-level
+// segment is case-folded, as Jenkins finds it whatever its case; the rest
+// is exact.
+func grantKeyOf(fullName string) string {
+	top, rest, ok := strings.Cut(fullName, "/")
+	if !ok {
+		return foldName(top)
+	}
+	return foldName(top) + "/" + rest
+}
+
+// nameEncode is branch-api's NameEncoder.encode: the names of branch jobs.
+// Jenkins: branch-api-plugin src/main/java/jenkins/branch/NameEncoder.java,
+// NameEncoder.encode.
+func nameEncode(name string) string {
+	switch name {
+	case "":
+		return "%00"
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E."
+	}
+	var b strings.Builder
+	for _, c := range name {
+		switch c {
+		case '#':
+			b.WriteString("%23")
+		case '%':
+			b.WriteString("%25")
+		case '/':
+			b.WriteString("%2F")
+		case '?':
+			b.WriteString("%3F")
+		case '[':
+			b.WriteString("%5B")
+		case ']':
+			b.WriteString("%5D")
+		case '\\':
+			b.WriteString("%5C")
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// unescapeName is the character "%" + a + b stands for in NameEncoder's
+// escapes, or 0.
+func unescapeName(a, b rune) rune {
+	switch string([]rune{a, b}) {
+	case "23":
+		return '#'
+	case "25":
+		return '%'
+	case "2F":
+		return '/'
+	case "3F":
+		return '?'
+	case "5B":
+		return '['
+	case "5C":
+		return '\\'
+	case "5D":
+		return ']'
+	}
+	return 0
+}
+
+// nameDecode is NameEncoder.decode, quirks included: only the escapes
+// nameEncode writes (upper-case hex) are decoded, others are kept, and an
+// escape cut by the end of the name is dropped. Jenkins: branch-api-plugin
+// src/main/java/jenkins/branch/NameEncoder.java, NameEncoder.decode.
+func nameDecode(name string) string {
+	if !strings.Contains(name, "%") {
+		return name
+	}
+	switch name {
+	case "%00":
+		return ""
+	case "%2E":
+		return "."
+	case "%2E.":
+		return ".."
+	}
+	var b strings.Builder
+	state := 0
+	var match rune
+	for _, c := range name {
+		switch state {
+		case 1:
+			if c == '2' || c == '3' || c == '5' {
+				match, state = c, 2
+			} else {
+				b.WriteRune('%')
+				b.WriteRune(c)
+				state = 0
+			}
+		case 2:
+			if dec := unescapeName(match, c); dec != 0 {
+				b.WriteRune(dec)
+			} else {
+				b.WriteRune('%')
+				b.WriteRune(match)
+				b.WriteRune(c)
+			}
+			state = 0
+		default:
+			if c == '%' {
+				state = 1
+			} else {
+				b.WriteRune(c)
+			}
+		}
+	}
+	return b.String()
+}
 
 func newRoot() *item {
 	return &item{folder: true, class: "hudson.model.Hudson", children: map[string]*item{}}
@@ -318,8 +503,8 @@ func (it *item) addChild(name string, folder bool, class string) *item {
 	c := &item{
 		name:      name,
 		fullName:  fullName,
-		grantKey:  foldName(fullName),
-		key:       foldName(name),
+		grantKey:  grantKeyOf(fullName),
+		key:       it.childKey(name),
 		urlPath:   it.urlPath + "job/" + jobpath.EscapeSegment(name) + "/",
 		parent:    it,
 		folder:    folder,
@@ -335,14 +520,22 @@ func (it *item) addChild(name string, folder bool, class string) *item {
 	return c
 }
 
-// AddUser adds (or replaces) a user; Basic authentication is id:apiToken.
+// idKey is the key of a user id: Jenkins's default IdStrategy is
+// case-insensitive, so "Alice" and "alice" are one user.
+// Jenkins: core/src/main/java/jenkins/model/IdStrategy.java,
+// IdStrategy.CaseInsensitive.keyFor (id.toLowerCase(Locale.ENGLISH)).
+func idKey(id string) string { return strings.ToLower(id) }
+
+// AddUser adds (or replaces) a user; Basic authentication is id:apiToken,
+// the id compared case-insensitively as Jenkins does; /me reports the id
+// given here.
 func (s *Server) AddUser(id, fullName, apiToken string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fullName == "" {
 		fullName = id
 	}
-	s.users[id] = &user{id: id, fullName: fullName, token: []byte(apiToken)}
+	s.users[idKey(id)] = &user{id: id, fullName: fullName, token: []byte(apiToken)}
 }
 
 // AddFolder creates the folder at path (a canonical job path, see
@@ -589,7 +782,7 @@ func (s *Server) causeFor(userID string) cause {
 		return cause{}
 	}
 	name := userID
-	if u := s.users[userID]; u != nil {
+	if u := s.users[idKey(userID)]; u != nil {
 		name = u.fullName
 	}
 	return cause{userID: userID, userName: name}
@@ -652,18 +845,19 @@ func buildParams(j *item, m map[string]any) ([]paramValue, error) {
 	return out, nil
 }
 
-// Grant gives user the permissions on path (a full name, compared
-// case-insensitively like item names) and on everything below it; "" is the
-// whole instance. Grants add up; there is no revoke. The path need not
-// exist yet.
+// Grant gives user (a user id, Anonymous or Authenticated) the permissions
+// on path (a full name whose top-level segment is compared
+// case-insensitively, like item names) and on everything below it; "" is
+// the whole instance, where PermOverallRead and PermAdminister belong.
+// Grants add up; there is no revoke. The path need not exist yet.
 func (s *Server) Grant(user, path string, perms ...Permission) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	path = foldName(strings.Trim(path, "/"))
-	g := s.grants[user]
+	path = grantKeyOf(strings.Trim(path, "/"))
+	g := s.grants[idKey(user)]
 	if g == nil {
 		g = map[string]perm{}
-		s.grants[user] = g
+		s.grants[idKey(user)] = g
 	}
 	for _, p := range perms {
 		g[path] |= permBits(p)

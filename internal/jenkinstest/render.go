@@ -649,7 +649,8 @@ func writeItem(e *enc, it *item, t *tree) {
 }
 
 // writeChildren writes the "jobs" of a folder or the root: the children the
-// user can see, sorted by name as Jenkins's case-insensitive item map is;
+// user can see, in the order of Jenkins's item maps (case-insensitive at the
+// top level, by exact name in folders, see lookup);
 // the range counts visible children only.
 func writeChildren(e *enc, f *item, t *tree) {
 	parent := e.perm

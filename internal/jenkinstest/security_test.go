@@ -234,12 +234,17 @@ func TestAuthentication(t *testing.T) {
 		{"empty token", s, "/me/api/json", basic("alice", ""), 401, "Invalid password/token", "invalid"},
 		{"anonymous", s, "/api/json", func(*http.Request) {}, 403, "Authentication required", "none"},
 		{"anonymous crumb", s, "/crumbIssuer/api/json", func(*http.Request) {}, 403, "Authentication required", "none"},
-		{"anonymous post", s, "/job/frontend/job/web-app/build", func(*http.Request) {}, 403, "Authentication required", "none"},
-		{"bearer not enabled", s, "/api/json", withHeader("Authorization", "Bearer jwt-for-alice"), 401, "", "invalid"},
+		// CrumbFilter refuses a POST without credentials before anything else.
+		{"anonymous post", s, "/job/frontend/job/web-app/build", func(*http.Request) {}, 403, "No valid crumb was included in the request", "none"},
+		// Without jwt-auth-filter no filter reads a bearer token: anonymous.
+		{"bearer not enabled", s, "/api/json", withHeader("Authorization", "Bearer jwt-for-alice"), 403, "Authentication required", "invalid"},
 		{"bearer ok", bearer, "/me/api/json", withHeader("Authorization", "Bearer jwt-for-alice"), 200, `"id":"alice"`, "bearer"},
-		{"bearer rejected", bearer, "/me/api/json", withHeader("Authorization", "Bearer forged"), 401, "", "invalid"},
+		// jwt-auth-filter ignores a token it refuses: the request runs as
+		// anonymous, and /me is not available to anonymous.
+		{"bearer rejected", bearer, "/me/api/json", withHeader("Authorization", "Bearer forged"), 403, "Authentication required", "invalid"},
+		{"bearer rejected post", bearer, "/job/frontend/job/web-app/build", withHeader("Authorization", "Bearer forged"), 403, "Authentication required", "invalid"},
 		{"basic ok", s, "/me/api/json", basic("carol", "carol-token"), 200, `"fullName":"Carol White"`, "basic"},
-		{"unknown scheme", s, "/api/json", withHeader("Authorization", "Digest x"), 401, "", "invalid"},
+		{"unknown scheme", s, "/api/json", withHeader("Authorization", "Digest x"), 403, "Authentication required", "invalid"},
 	} {
 		r := httptest.NewRequest("GET", "http://jenkins.test"+tc.path, nil)
 		if strings.HasSuffix(tc.path, "/build") {
@@ -253,6 +258,10 @@ func TestAuthentication(t *testing.T) {
 		}
 		if tc.status == 401 && w.Header().Get("WWW-Authenticate") != `Basic realm="Jenkins"` {
 			t.Errorf("%s: WWW-Authenticate = %q", tc.name, w.Header().Get("WWW-Authenticate"))
+		}
+		// Every 403 but the crumb refusal is an HTML page, as Jenkins's.
+		if tc.status == 403 && tc.auth != "none" && !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+			t.Errorf("%s: Content-Type = %q", tc.name, w.Header().Get("Content-Type"))
 		}
 		srv := tc.h.(*Server)
 		log := srv.Requests()
@@ -270,18 +279,33 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
-func TestCaseInsensitiveLookup_LikeJenkins(t *testing.T) {
+// Jenkins looks names up case-insensitively at the top level only
+// (Jenkins.items); a folder's children are case-sensitive once Jenkins has
+// loaded them (ItemGroupMixIn.loadChildren).
+func TestCaseInsensitiveLookup_TopLevelOnly(t *testing.T) {
 	t.Parallel()
 	s, _ := sample(t)
-	job := getJSON(t, s, "/job/FRONTEND/job/Web-App/api/json?tree=fullName,url", "carol")
+	job := getJSON(t, s, "/job/FRONTEND/job/web-app/api/json?tree=fullName,url", "carol")
 	if str(job, "fullName") != "frontend/web-app" || str(job, "url") != "http://jenkins.test/job/frontend/job/web-app/" {
-		t.Errorf("case-folded lookup: %v", job)
+		t.Errorf("case-folded top-level lookup: %v", job)
+	}
+	for _, p := range []string{"/job/frontend/job/Web-App/api/json", "/job/FRONTEND/job/WEB-APP/api/json", "/job/frontend/job/mobile/job/MAIN/api/json"} {
+		if w := call(t, s, "GET", p, "admin"); w.Code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404 (case-sensitive below the top level)", p, w.Code)
+		}
 	}
 	if w := call(t, s, "GET", "/job/BACKEND/job/api/api/json", "carol"); w.Code != http.StatusNotFound {
 		t.Errorf("case-folded lookup of an invisible job: %d", w.Code)
 	}
 	if err := s.AddJob("FrontEnd/x", JobSpec{}); err == nil {
-		t.Errorf("AddJob through a folder differing in case succeeded")
+		t.Errorf("AddJob through a top-level folder differing in case succeeded")
+	}
+	// Below the top level two names differing in case are two items.
+	if err := s.AddJob("frontend/Web-App", JobSpec{Description: "the other one"}); err != nil {
+		t.Fatalf("AddJob of a name differing in case inside a folder: %v", err)
+	}
+	if d := str(getJSON(t, s, "/job/frontend/job/Web-App/api/json?tree=description", "admin"), "description"); d != "the other one" {
+		t.Errorf("frontend/Web-App description %q", d)
 	}
 }
 
@@ -375,10 +399,15 @@ func TestEncodedNames(t *testing.T) {
 		{"/job/frontend/job/Release%20Notes/api/json", "frontend/Release Notes", 200},
 		{"/job/frontend/job/mobile/job/feature%252Flogin/api/json", "frontend/mobile/feature%2Flogin", 200},
 		{"/job/frontend/job/mobile/job/feature%252Flogin/1/api/json", "", 200},
-		// A raw %2F decodes to "feature/login", which names nothing.
-		{"/job/frontend/job/mobile/job/feature%2Flogin/api/json", "", 404},
-		// Decoding happens once: %25252F stays "%252F".
-		{"/job/frontend/job/mobile/job/feature%25252Flogin/api/json", "", 404},
+		// A raw %2F decodes to "feature/login": the multibranch project
+		// finds it NameEncoder-encoded (MultiBranchProject.getItem).
+		{"/job/frontend/job/mobile/job/feature%2Flogin/api/json", "frontend/mobile/feature%2Flogin", 200},
+		// %25252F decodes once to "feature%252Flogin", which the project
+		// finds NameEncoder-decoded.
+		{"/job/frontend/job/mobile/job/feature%25252Flogin/api/json", "frontend/mobile/feature%2Flogin", 200},
+		// Three levels of encoding are one too many.
+		{"/job/frontend/job/mobile/job/feature%2525252Flogin/api/json", "", 404},
+		// Only multibranch projects and organization folders do this.
 		{"/job/frontend%2Fweb-app/api/json", "", 404},
 		{"/job/frontend/job/%2E%2E/api/json", "", 404},
 	} {
@@ -536,4 +565,91 @@ func otherFirstChar(crumb string) string {
 		return "1" + crumb[1:]
 	}
 	return "0" + crumb[1:]
+}
+
+// Item.Discover without Item.Read: Jenkins.getItem (and a folder's, and a
+// queue item's getApi) throws a plain AccessDeniedException, a 403 without
+// the X-Required-Permission diagnosis; without Discover the item is a 404.
+func TestDiscoverWithoutRead_403WithoutRequiredPermission(t *testing.T) {
+	t.Parallel()
+	s, _ := sample(t)
+	s.AddUser("dora", "Dora", "dora-token")
+	s.Grant("dora", "backend", PermDiscover)
+	w := call(t, s, "POST", "/job/backend/job/api/buildWithParameters?ENV=production", "admin")
+	qpath := queuePath(t, w.Header().Get("Location"))
+	for _, p := range []string{"/job/backend/api/json", "/job/backend/job/api/api/json", "/job/BACKEND/job/api/3/consoleText", qpath} {
+		w := call(t, s, "GET", p, "dora")
+		h := w.Header()
+		if w.Code != http.StatusForbidden || h.Get("X-Required-Permission") != "" || h.Get("X-You-Are-Authenticated-As") != "" ||
+			!strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(w.Body.String(), "Please log") {
+			t.Errorf("%s as dora: %d %v %q", p, w.Code, h, w.Body.String())
+		}
+		// carol, without Discover, gets the 404 of a missing item.
+		if w := call(t, s, "GET", p, "carol"); w.Code != http.StatusNotFound {
+			t.Errorf("%s as carol: %d", p, w.Code)
+		}
+	}
+	if jobs := getJSON(t, s, "/api/json", "dora")["jobs"].([]any); len(jobs) != 0 {
+		t.Errorf("dora lists %v", jobs)
+	}
+	if w := call(t, s, "GET", "/job/backend/job/nothing/api/json", "dora"); w.Code != http.StatusForbidden {
+		t.Errorf("a missing job in a discoverable folder: %d (the folder itself is refused first)", w.Code)
+	}
+}
+
+// Overall/Read is needed for everything: without it every URL is a 403
+// naming hudson.model.Hudson.Read, an HTML page.
+func TestWithoutOverallRead_403Everywhere(t *testing.T) {
+	t.Parallel()
+	s := Sample(&Options{Clock: NewFakeClock(t0), NoImplicitOverallRead: true})
+	s.Grant(SampleBob, "", PermOverallRead)
+	for _, p := range []string{"/api/json", "/me/api/json", "/job/frontend/job/web-app/api/json", "/queue/api/json", "/job/nope/api/json"} {
+		w := call(t, s, "GET", p, "alice")
+		h := w.Header()
+		if w.Code != http.StatusForbidden || h.Get("X-Required-Permission") != string(PermOverallRead) ||
+			h.Get("X-You-Are-Authenticated-As") != "alice" || !strings.HasPrefix(h.Get("Content-Type"), "text/html") ||
+			!strings.Contains(w.Body.String(), "alice is missing the Overall/Read permission") {
+			t.Errorf("%s as alice: %d %v %q", p, w.Code, h, w.Body.String())
+		}
+		if !slices.Equal(h.Values("X-Permission-Implied-By"), []string{"hudson.security.Permission.GenericRead", string(PermAdminister)}) {
+			t.Errorf("%s: X-Permission-Implied-By %v", p, h.Values("X-Permission-Implied-By"))
+		}
+	}
+	if w := call(t, s, "GET", "/job/frontend/job/web-app/api/json", "bob"); w.Code != http.StatusOK {
+		t.Errorf("bob, granted Overall/Read: %d", w.Code)
+	}
+	if w := call(t, s, "GET", "/api/json", "admin"); w.Code != http.StatusOK {
+		t.Errorf("admin (Administer implies Overall/Read): %d", w.Code)
+	}
+}
+
+// A bearer token jwt-auth-filter refuses runs as anonymous: with
+// anonymous granted Overall/Read and Read on frontend, the answer is
+// anonymous's view, not a 401.
+func TestRefusedBearer_RunsAsAnonymous(t *testing.T) {
+	t.Parallel()
+	s := Sample(&Options{Clock: NewFakeClock(t0), BearerAuth: func(tok string) (string, bool) { return "alice", tok == "good" }})
+	s.Grant(Anonymous, "", PermOverallRead)
+	s.Grant(Anonymous, "frontend", PermRead)
+	bad := withHeader("Authorization", "Bearer expired")
+	root := getJSONWith(t, s, "/api/json", bad)
+	if got := names(t, root, "jobs"); !slices.Equal(got, []string{"frontend"}) {
+		t.Errorf("anonymous's view of the root: %v", got)
+	}
+	w := call(t, s, "POST", "/job/frontend/job/web-app/build", "", bad)
+	if h := w.Header(); w.Code != http.StatusForbidden || h.Get("X-You-Are-Authenticated-As") != Anonymous || h.Get("X-Required-Permission") != string(PermBuild) {
+		t.Errorf("build with a refused bearer token: %d %v", w.Code, h)
+	}
+	if w := call(t, s, "GET", "/me/api/json", "", bad); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "Authentication required") {
+		t.Errorf("/me with a refused bearer token: %d %q", w.Code, w.Body.String())
+	}
+	if w := call(t, s, "GET", "/job/backend/api/json", "", bad); w.Code != http.StatusNotFound {
+		t.Errorf("backend as anonymous: %d", w.Code)
+	}
+	// On a path configured as a protected resource the plugin challenges.
+	ch := Sample(&Options{Clock: NewFakeClock(t0), BearerChallenge: true, BearerAuth: func(tok string) (string, bool) { return "alice", tok == "good" }})
+	w = call(t, ch, "GET", "/api/json", "", bad)
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("challenge: %d %v", w.Code, w.Header())
+	}
 }

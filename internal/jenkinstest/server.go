@@ -40,8 +40,25 @@ type Options struct {
 	LeftItemTTL time.Duration
 	// BearerAuth, if set, accepts "Authorization: Bearer <token>" as the
 	// jwt-auth-filter plugin does, mapping a token to a user id. An id not
-	// added with AddUser is a user whose full name is its id.
+	// added with AddUser is a user whose full name is its id. A token it
+	// refuses is ignored, as the plugin's filter does ("If validation fails
+	// for any reason the filter will ignore the token and let the request
+	// continue"): the request runs as anonymous, with Anonymous's grants,
+	// and skips the crumb check (JwtBearerTokenCrumbExclusion drives the
+	// chain itself for a bearer token, valid or not).
+	// Jenkins: jwt-auth-filter-plugin README.md and
+	// src/main/java/io/jenkins/plugins/jwt/auth/filter/JwtBearerTokenCrumbExclusion.java.
 	BearerAuth func(token string) (userID string, ok bool)
+	// BearerChallenge makes a refused bearer token a 401 with
+	// WWW-Authenticate: Bearer ... error="invalid_token" instead, as the
+	// plugin's ProtectedResourceChallengeFilter answers on a path
+	// configured as a protected resource.
+	BearerChallenge bool
+	// NoImplicitOverallRead: authenticated users have Overall/Read only
+	// when granted it (Grant(user or Authenticated, "", PermOverallRead)).
+	// By default every authenticated user has it, as in the usual matrix
+	// set-up that grants "authenticated" Overall/Read.
+	NoImplicitOverallRead bool
 	// Version is the Jenkins version in the X-Jenkins header; "" means
 	// DefaultVersion.
 	Version string
@@ -78,6 +95,7 @@ type Server struct {
 	requireCrumb   bool
 	leftTTL        time.Duration
 	bearer         func(string) (string, bool)
+	bearerCh       bool
 	version        string
 	configuredRoot string // Options.RootURL
 	quietPeriod    time.Duration
@@ -144,7 +162,7 @@ func New(opts *Options) *Server {
 	_, _ = rand.Read(secret)
 	inst := make([]byte, 4)
 	_, _ = rand.Read(inst)
-	return &Server{
+	s := &Server{
 		clock:          o.Clock,
 		prefix:         prefix,
 		requireCrumb:   o.RequireCrumb,
@@ -153,6 +171,7 @@ func New(opts *Options) *Server {
 		legacyJUnit:    o.LegacyJUnitStatus,
 		leftTTL:        o.LeftItemTTL,
 		bearer:         o.BearerAuth,
+		bearerCh:       o.BearerChallenge,
 		version:        o.Version,
 		secret:         secret,
 		instance:       hex.EncodeToString(inst),
@@ -164,6 +183,10 @@ func New(opts *Options) *Server {
 		grants:         map[string]map[string]perm{},
 		items:          map[int64]*queueItem{},
 	}
+	if !o.NoImplicitOverallRead {
+		s.grants[Authenticated] = map[string]perm{"": pOverallRead}
+	}
+	return s
 }
 
 // reply is a response built under the lock and written after it.
@@ -195,9 +218,15 @@ func textReply(status int, msg string) *reply {
 }
 
 // notFoundBody is the same for every missing or invisible thing, so a
-// response never tells one from the other.
-const notFoundBody = "<html><head><meta http-equiv=\"Content-Type\" content=\"text/html;charset=utf-8\"/>" +
-	"<title>Error 404 Not Found</title></head><body><h2>HTTP ERROR 404 Not Found</h2></body></html>\n"
+// response never tells one from the other. It is Jenkins's own 404 page,
+// HTML (web.xml maps 404 to Jenkins.generateNotFoundResponse, which
+// renders _404.jelly), reduced to its text. Jenkins:
+// core/src/main/java/jenkins/model/Jenkins.java, generateNotFoundResponse;
+// core/src/main/resources/jenkins/model/Jenkins/_404.jelly.
+const notFoundBody = "<!DOCTYPE html><html><head><title>Not Found [Jenkins]</title></head>" +
+	"<body><h1>Oops!</h1><h2>Not Found</h2>" +
+	"<p>This page may not exist, or you may not have permission to see it.</p>" +
+	"<a href=\"/\">Back to Jenkins</a></body></html>\n"
 
 func notFound() *reply {
 	return newReply(http.StatusNotFound, "text/html;charset=utf-8", []byte(notFoundBody))
@@ -258,16 +287,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type reqCtx struct {
 	s        *Server
 	r        *http.Request
-	user     *user // nil: anonymous
-	grants   map[string]perm
-	rootURL  string // the root URL of JSON answers: absolute, with the prefix and a trailing "/"
-	rootJSON []byte // rootURL escaped for a JSON string
+	user     *user           // nil: anonymous
+	grants   map[string]perm // the user's (or Anonymous's) grants
+	group    map[string]perm // Authenticated's grants, for a user
+	rootURL  string          // the root URL of JSON answers: absolute, with the prefix and a trailing "/"
+	rootJSON []byte          // rootURL escaped for a JSON string
 	// selfURL is the root as this request reached it, for Location.
 	selfURL string
 	now     time.Time
 }
 
-func (rc *reqCtx) rootPerm() perm { return rc.grants[""] }
+func (rc *reqCtx) rootPerm() perm { return rc.grants[""] | rc.group[""] }
 
 // childPerm derives an item's permissions from its parent's: a grant on a
 // folder covers everything below it.
@@ -275,7 +305,30 @@ func (rc *reqCtx) childPerm(parent perm, it *item) perm {
 	if parent == pAll {
 		return pAll
 	}
-	return parent | rc.grants[it.grantKey]
+	return parent | rc.grants[it.grantKey] | rc.group[it.grantKey]
+}
+
+// jobPerm is what the user holds on it through every grant above it,
+// whether or not they may read the folders on the way (an item's ACL
+// inherits its folders' grants).
+func (rc *reqCtx) jobPerm(it *item) perm {
+	var chain []*item
+	for x := it; x.parent != nil; x = x.parent {
+		chain = append(chain, x)
+	}
+	p := rc.rootPerm()
+	for i := len(chain) - 1; i >= 0; i-- {
+		p = rc.childPerm(p, chain[i])
+	}
+	return p
+}
+
+// name is who the request runs as, as Jenkins's Authentication.getName.
+func (rc *reqCtx) name() string {
+	if rc.user == nil {
+		return Anonymous
+	}
+	return rc.user.id
 }
 
 // permOf returns the user's permissions on it and whether the user can see
@@ -309,6 +362,15 @@ func (s *Server) handle(r *http.Request, rec *Request, f Fault) *reply {
 		return notFound()
 	}
 	if failure != "" {
+		if failure == errBearerChallenge {
+			// jwt-auth-filter's ProtectedResourceChallengeFilter.handle.
+			rp := newReply(http.StatusUnauthorized, "application/json;charset=UTF-8",
+				[]byte(`{"error":"invalid_token","error_description":"The access token is expired or invalid"}`))
+			rp.header.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="The access token is expired or invalid"`)
+			return rp
+		}
+		// Jenkins: core/src/main/java/jenkins/security/BasicHeaderProcessor.java
+		// answers a rejected API token with 401 (BasicHeaderApiTokenAuthenticator).
 		rp := textReply(http.StatusUnauthorized, failure)
 		rp.header.Set("WWW-Authenticate", `Basic realm="Jenkins"`)
 		return rp
@@ -320,24 +382,35 @@ func (s *Server) handle(r *http.Request, rec *Request, f Fault) *reply {
 	rc := &reqCtx{s: s, r: r, user: u, now: now, rootURL: s.rootURL(r), selfURL: s.requestRoot(r)}
 	rc.rootJSON = appendEscaped(nil, rc.rootURL)
 	if u != nil {
-		rc.grants = s.grants[u.id]
+		rc.grants, rc.group = s.grants[idKey(u.id)], s.grants[Authenticated]
+	} else {
+		rc.grants = s.grants[Anonymous]
 	}
-	if u == nil {
-		// Anonymous has no permission at all, not even Overall/Read. (Real
-		// Jenkins would first answer an anonymous POST with the crumb
-		// error; both are 403.)
-		rp := textReply(http.StatusForbidden, "Authentication required")
-		rp.header.Set("X-You-Are-Authenticated-As", "anonymous")
-		return rp
-	}
-	if r.Method == http.MethodPost && s.requireCrumb && !s.validCrumb(r, u) {
+	if r.Method == http.MethodPost && (u == nil && !s.bearerExempt(r) || u != nil && s.requireCrumb) && !s.validCrumb(r, u) {
+		// CrumbFilter: API tokens and bearer tokens (valid or not, see
+		// Options.BearerAuth) are exempt; a POST without credentials is
+		// not. Jenkins: core/src/main/java/hudson/security/csrf/CrumbFilter.java.
 		return textReply(http.StatusForbidden, "No valid crumb was included in the request")
 	}
 	segs, ok := splitPath(rest)
 	if !ok {
 		return textReply(http.StatusBadRequest, "Bad Request")
 	}
+	if rc.rootPerm()&pOverallRead == 0 && !alwaysReadable(segs) {
+		// Jenkins.getTarget checks Overall/Read for every URL but the
+		// ALWAYS_READABLE_PATHS and unprotected root actions.
+		// Jenkins: core/src/main/java/jenkins/model/Jenkins.java,
+		// Jenkins.getTarget, isSubjectToMandatoryReadPermissionCheck.
+		return rc.accessDenied(PermOverallRead, "Overall/Read")
+	}
 	return s.route(rc, segs)
+}
+
+// alwaysReadable reports whether Jenkins serves the path without
+// Overall/Read: of what the simulator serves, only /whoAmI (an
+// UnprotectedRootAction).
+func alwaysReadable(segs []string) bool {
+	return len(segs) > 0 && segs[0] == "whoAmI"
 }
 
 func (s *Server) stripPrefix(path string) (string, bool) {
@@ -394,8 +467,18 @@ func requestOrigin(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+// errBearerChallenge is authenticate's failure for a refused bearer token
+// with Options.BearerChallenge.
+const errBearerChallenge = "Invalid bearer token"
+
 // authenticate checks the Authorization header: Basic id:apiToken, or
-// Bearer when Options.BearerAuth is set. failure is the 401 message.
+// Bearer when Options.BearerAuth is set. failure is the 401 message; a
+// credential Jenkins ignores (a scheme no filter handles, a bearer token
+// jwt-auth-filter refused) is kind "invalid" with no failure: the request
+// runs as anonymous.
+//
+// Jenkins: core/src/main/java/jenkins/security/BasicHeaderProcessor.java
+// handles only "Basic"; a wrong API token is a 401 there.
 func (s *Server) authenticate(r *http.Request) (u *user, kind, failure string) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -414,7 +497,7 @@ func (s *Server) authenticate(r *http.Request) (u *user, kind, failure string) {
 			return nil, "invalid", "Invalid Basic authentication header"
 		}
 		s.mu.Lock()
-		known := s.users[id]
+		known := s.users[idKey(id)]
 		s.mu.Unlock()
 		want := []byte("\x00no such user")
 		if known != nil {
@@ -428,21 +511,32 @@ func (s *Server) authenticate(r *http.Request) (u *user, kind, failure string) {
 		return known, "basic", ""
 	case "bearer":
 		if s.bearer == nil {
-			return nil, "invalid", "Bearer authentication is not enabled"
+			return nil, "invalid", "" // no filter reads it
 		}
 		id, ok := s.bearer(cred)
 		if !ok || id == "" {
-			return nil, "invalid", "Invalid bearer token"
+			if s.bearerCh {
+				return nil, "invalid", errBearerChallenge
+			}
+			return nil, "invalid", "" // ignored by jwt-auth-filter
 		}
 		s.mu.Lock()
-		known := s.users[id]
+		known := s.users[idKey(id)]
 		s.mu.Unlock()
 		if known == nil {
 			known = &user{id: id, fullName: id}
 		}
 		return known, "bearer", ""
 	}
-	return nil, "invalid", "Unsupported authentication scheme"
+	return nil, "invalid", "" // no filter reads it
+}
+
+// bearerExempt reports whether r carries a bearer token that
+// jwt-auth-filter's JwtBearerTokenCrumbExclusion exempts from the crumb
+// check, valid or not.
+func (s *Server) bearerExempt(r *http.Request) bool {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return s.bearer != nil && strings.EqualFold(scheme, "bearer")
 }
 
 func (s *Server) cookieName() string { return "JSESSIONID." + s.instance }
@@ -481,7 +575,11 @@ func (s *Server) newSession() string {
 // crumbFor binds a crumb to a user and a session, as DefaultCrumbIssuer
 // does since Jenkins 2.176 (SECURITY-626).
 func (s *Server) crumbFor(u *user, session string) string {
-	return s.mac("crumb", u.id, session)[:32]
+	id := Anonymous
+	if u != nil {
+		id = u.id
+	}
+	return s.mac("crumb", id, session)[:32]
 }
 
 func (s *Server) validCrumb(r *http.Request, u *user) bool {

@@ -102,7 +102,7 @@ func TestTree_Rendering(t *testing.T) {
 			`{"_class":"hudson.model.Hudson","jobs":[{"_class":"com.cloudbees.hudson.plugins.folder.Folder"},{"_class":"com.cloudbees.hudson.plugins.folder.Folder"}]}`},
 		{"range over visible children", "/api/json?tree=jobs[name]{1,}", "carol",
 			`{"_class":"hudson.model.Hudson","jobs":[{"_class":"com.cloudbees.hudson.plugins.folder.Folder","name":"prod"}]}`},
-		{"nested three levels", "/job/frontend/api/json?tree=jobs[name,jobs[name,color]]{2,3}", "bob",
+		{"nested three levels", "/job/frontend/api/json?tree=jobs[name,jobs[name,color]]{3,4}", "bob",
 			`{"_class":"com.cloudbees.hudson.plugins.folder.Folder","jobs":[{"_class":"org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject","name":"mobile","jobs":[{"_class":"org.jenkinsci.plugins.workflow.job.WorkflowJob","name":"feature%2Flogin","color":"yellow"},{"_class":"org.jenkinsci.plugins.workflow.job.WorkflowJob","name":"main","color":"blue"}]}]}`},
 		{"deep build fields", "/job/backend/job/api/api/json?tree=lastFailedBuild[number,result,actions[parameters[name,value]{0,2}]]", "bob",
 			`{"_class":"hudson.model.FreeStyleProject","lastFailedBuild":{"_class":"hudson.model.FreeStyleBuild","actions":[{"_class":"hudson.model.ParametersAction","parameters":[{"_class":"hudson.model.StringParameterValue","name":"BRANCH","value":"feature/rate-limits"},{"_class":"hudson.model.StringParameterValue","name":"ENV","value":"staging"}]},{"_class":"hudson.model.CauseAction"},{"_class":"hudson.tasks.junit.TestResultAction"},{},{"_class":"org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"}],"number":3,"result":"FAILURE"}}`},

@@ -83,6 +83,14 @@ CREATE TABLE settings (
 )`,
 		},
 	},
+	{
+		// When Jenkins rejected the stored credential (0: it has not), so
+		// that it is not sent again until the user links again.
+		name: "credential rejected mark",
+		stmts: []string{
+			`ALTER TABLE credentials ADD COLUMN rejected_at_ms BIGINT NOT NULL DEFAULT 0`,
+		},
+	},
 }
 
 // schemaVersion is the newest schema this binary knows.

@@ -40,7 +40,7 @@ const auditChunk = 512
 
 const auditColumns = `time_ms, request_id, user_id, jenkins_user, client_id, tool, resource, decision, code, reason, duration_ms, remote_addr`
 
-const credentialColumns = `user_id, jenkins_user, sealed, key_id, created_at_ms, updated_at_ms`
+const credentialColumns = `user_id, jenkins_user, sealed, key_id, created_at_ms, updated_at_ms, rejected_at_ms`
 
 // PutCredential implements Store.
 func (s *sqlStore) PutCredential(ctx context.Context, c Credential) error {
@@ -50,13 +50,14 @@ func (s *sqlStore) PutCredential(ctx context.Context, c Credential) error {
 	now := s.now().UnixMilli()
 	// created_at_ms is not in the update list: a replaced credential keeps it.
 	_, err := s.w.ExecContext(ctx, s.d.rebind(`INSERT INTO credentials (`+credentialColumns+`)
-VALUES (?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (user_id) DO UPDATE SET
 	jenkins_user = excluded.jenkins_user,
 	sealed = excluded.sealed,
 	key_id = excluded.key_id,
-	updated_at_ms = excluded.updated_at_ms`),
-		c.User, c.JenkinsUser, c.Sealed, c.KeyID, now, now)
+	updated_at_ms = excluded.updated_at_ms,
+	rejected_at_ms = excluded.rejected_at_ms`),
+		c.User, c.JenkinsUser, c.Sealed, c.KeyID, now, now, toMillisOrZero(c.RejectedAt))
 	if err != nil {
 		return fmt.Errorf("store: put credential %q: %w", c.User, err)
 	}
@@ -90,6 +91,24 @@ func (s *sqlStore) GetCredential(ctx context.Context, user string) (Credential, 
 		return Credential{}, fmt.Errorf("store: get credential %q: %w", user, err)
 	}
 	return c, nil
+}
+
+// MarkCredentialRejected implements Store.
+func (s *sqlStore) MarkCredentialRejected(ctx context.Context, user string, sealed []byte, at time.Time) error {
+	if at.IsZero() || len(sealed) == 0 {
+		return fmt.Errorf("store: mark credential %q rejected: no time or no sealed value: %w", user, ErrInvalid)
+	}
+	// Only the credential that was rejected: one linked since (another
+	// sealed value) stays usable.
+	res, err := s.w.ExecContext(ctx, s.d.rebind(`UPDATE credentials SET rejected_at_ms = ? WHERE user_id = ? AND sealed = ?`),
+		max(at.UnixMilli(), 1), user, sealed)
+	if err == nil {
+		err = oneRow(res)
+	}
+	if err != nil {
+		return fmt.Errorf("store: mark credential %q rejected: %w", user, err)
+	}
+	return nil
 }
 
 // DeleteCredential implements Store.
@@ -129,13 +148,16 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanCredential(row scanner) (Credential, error) {
 	var (
-		c                  Credential
-		created, updatedAt int64
+		c                            Credential
+		created, updatedAt, rejected int64
 	)
-	if err := row.Scan(&c.User, &c.JenkinsUser, &c.Sealed, &c.KeyID, &created, &updatedAt); err != nil {
+	if err := row.Scan(&c.User, &c.JenkinsUser, &c.Sealed, &c.KeyID, &created, &updatedAt, &rejected); err != nil {
 		return Credential{}, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromMillis(created), fromMillis(updatedAt)
+	if rejected != 0 {
+		c.RejectedAt = fromMillis(rejected)
+	}
 	return c, nil
 }
 
@@ -465,4 +487,13 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// toMillisOrZero is t in milliseconds, 0 for the zero time (and at least 1
+// otherwise, so a real time never reads back as zero).
+func toMillisOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.UnixMilli(), 1)
 }

@@ -83,6 +83,12 @@ type Credential struct {
 	// UpdatedAt is when the credential was last written. The store sets it;
 	// PutCredential ignores the value passed in.
 	UpdatedAt time.Time
+	// RejectedAt is when Jenkins rejected this credential (a 401, or an
+	// answer as anonymous): it must not be sent again until the user links
+	// again. Zero: not rejected. PutCredential stores the value passed in
+	// (zero when linking, the old mark when re-sealing for key rotation);
+	// MarkCredentialRejected sets it.
+	RejectedAt time.Time
 }
 
 // Audit query limits.
@@ -128,6 +134,11 @@ type Store interface {
 	// GetCredential returns the credential of user, or an error wrapping
 	// ErrNotFound.
 	GetCredential(ctx context.Context, user string) (Credential, error)
+	// MarkCredentialRejected sets the RejectedAt of user's credential to at
+	// (millisecond precision), if it is still the one sealed as sealed; the
+	// error wraps ErrNotFound when there is no such credential (none, or one
+	// linked since).
+	MarkCredentialRejected(ctx context.Context, user string, sealed []byte, at time.Time) error
 	// DeleteCredential removes the credential of user; the error wraps
 	// ErrNotFound when there was none.
 	DeleteCredential(ctx context.Context, user string) error

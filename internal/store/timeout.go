@@ -83,6 +83,11 @@ func (t *timeoutStore) GetCredential(ctx context.Context, user string) (c Creden
 	return c, err
 }
 
+// MarkCredentialRejected implements Store.
+func (t *timeoutStore) MarkCredentialRejected(ctx context.Context, user string, sealed []byte, at time.Time) error {
+	return t.do(ctx, func(ctx context.Context) error { return t.s.MarkCredentialRejected(ctx, user, sealed, at) })
+}
+
 // DeleteCredential implements Store.
 func (t *timeoutStore) DeleteCredential(ctx context.Context, user string) error {
 	return t.do(ctx, func(ctx context.Context) error { return t.s.DeleteCredential(ctx, user) })

@@ -43,6 +43,9 @@ func (s stuckStore) GetCredential(ctx context.Context, _ string) (store.Credenti
 	return store.Credential{}, s.wait(ctx)
 }
 func (s stuckStore) DeleteCredential(ctx context.Context, _ string) error { return s.wait(ctx) }
+func (s stuckStore) MarkCredentialRejected(ctx context.Context, _ string, _ []byte, _ time.Time) error {
+	return s.wait(ctx)
+}
 func (s stuckStore) ListCredentials(ctx context.Context) ([]store.Credential, error) {
 	return nil, s.wait(ctx)
 }

@@ -564,12 +564,14 @@ func TestJenkinsUnavailable(t *testing.T) {
 	})
 }
 
-// A wrong API token is a credential problem, not a missing job.
+// A wrong API token is a credential problem, not a missing job: the
+// credential was rejected (CONTRACT: jenkins_account_not_linked, reason
+// credential_rejected).
 func TestWrongAPIToken(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "mallory", nil)
-	errObj := e.fail(t, "get_job", map[string]any{"job": "frontend/web-app"}, "forbidden")
-	if !strings.Contains(errObj["message"].(string), "401") {
+	errObj := e.fail(t, "get_job", map[string]any{"job": "frontend/web-app"}, "jenkins_account_not_linked")
+	if !strings.Contains(errObj["message"].(string), "401") || errObj["reason"] != "credential_rejected" {
 		t.Errorf("wrong token error: %v", errObj)
 	}
 }

@@ -37,6 +37,11 @@ const (
 	CodeInsufficientScope = "insufficient_scope"
 )
 
+// ReasonCredentialRejected is the reason of a jenkins_account_not_linked
+// error when the user's credential exists but Jenkins rejected it
+// (docs/tools.md).
+const ReasonCredentialRejected = "credential_rejected"
+
 // Error is a tool error: the structured error of a result with isError set.
 // Its fields are what the caller sees; nothing in it may carry a secret.
 type Error struct {
@@ -46,8 +51,11 @@ type Error struct {
 	RequiredPermission string   `json:"required_permission,omitempty"`
 	RequiredScopes     []string `json:"required_scopes,omitempty"`
 	ConnectURL         string   `json:"connect_url,omitempty"`
-	RetryAfterSeconds  int      `json:"retry_after_seconds,omitempty"`
-	RequestID          string   `json:"request_id,omitempty"`
+	// Reason refines the code: ReasonCredentialRejected for a
+	// jenkins_account_not_linked whose credential Jenkins rejected.
+	Reason            string `json:"reason,omitempty"`
+	RetryAfterSeconds int    `json:"retry_after_seconds,omitempty"`
+	RequestID         string `json:"request_id,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -105,6 +113,9 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 		e.RetryAfterSeconds = UnavailableRetryAfter
 		return e
 	}
+	if errors.Is(err, credentials.ErrRejected) {
+		return t.rejected("Jenkins rejected your stored API token earlier (it may have been revoked or expired), so Butler no longer sends it; link a new one")
+	}
 	if errors.Is(err, credentials.ErrNotLinked) {
 		return t.notLinked("you have not linked your Jenkins account to Butler yet")
 	}
@@ -138,10 +149,19 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 			}
 			return e
 		case errors.Is(je, jenkins.ErrUnauthorized):
-			if t.deps.ConnectURL != "" {
-				return t.notLinked("Jenkins rejected your stored API token (it may have been revoked); link a new one")
+			msg := "Jenkins rejected your credential (HTTP 401)"
+			if je.Anonymous {
+				msg = "Jenkins did not accept your credential: it ran the request as anonymous"
 			}
-			return Errorf(CodeForbidden, "Jenkins rejected the API token (HTTP 401); check the configured Jenkins user and token")
+			switch t.deps.Credentials.(type) {
+			case *credentials.Exchange:
+				msg += "; the token exchanged for you was refused (check Jenkins's jwt-auth-filter configuration); retry to get a new one"
+			case *credentials.Stored:
+				msg += "; your stored API token may have been revoked or expired, and Butler will not send it again: link a new one"
+			default:
+				msg += "; check the configured Jenkins user and API token"
+			}
+			return t.rejected(msg)
 		case errors.Is(je, jenkins.ErrConflict):
 			detail := je.Detail
 			if detail == "" {
@@ -173,6 +193,14 @@ func (t *Toolset) mapError(err error, what string, requestID string) *Error {
 		}
 	}
 	e := Errorf(CodeInternal, "internal error (request id %s)", requestID)
+	return e
+}
+
+// rejected is jenkins_account_not_linked for a credential Jenkins
+// rejected (CONTRACT: reason credential_rejected, with connect_url).
+func (t *Toolset) rejected(why string) *Error {
+	e := t.notLinked(why)
+	e.Reason = ReasonCredentialRejected
 	return e
 }
 

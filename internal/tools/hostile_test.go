@@ -67,7 +67,9 @@ func (s *rejectingSource) For(context.Context, identity.Principal) (jenkins.Cred
 
 func (s *rejectingSource) Linked(context.Context, identity.Principal) (bool, error) { return true, nil }
 
-func (s *rejectingSource) Rejected(context.Context, identity.Principal) { s.rejected.Add(1) }
+func (s *rejectingSource) Rejected(context.Context, identity.Principal, jenkins.Credential) {
+	s.rejected.Add(1)
+}
 
 // TestRejectedCredential_IsDropped pins that a credential Jenkins refuses
 // is reported to the source that cached it (an exchanged token is dropped,
@@ -76,9 +78,11 @@ func TestRejectedCredential_IsDropped(t *testing.T) {
 	t.Parallel()
 	src := &rejectingSource{}
 	e := newEnv(t, jenkinstest.SampleAlice, &envOpts{creds: src})
-	out, isErr := e.call(t, "get_job", map[string]any{"job": "frontend/web-app"})
-	if !isErr {
-		t.Fatalf("a refused credential succeeded: %v", out)
+	// Jenkins without jwt-auth-filter reads no bearer token: it runs the
+	// request as anonymous, which is the credential's rejection.
+	errObj := e.fail(t, "get_job", map[string]any{"job": "frontend/web-app"}, "jenkins_account_not_linked")
+	if errObj["reason"] != "credential_rejected" || !strings.Contains(errObj["message"].(string), "anonymous") {
+		t.Errorf("refused bearer token: %v", errObj)
 	}
 	if n := src.rejected.Load(); n != 1 {
 		t.Errorf("the source was told of %d rejections, want 1", n)

@@ -55,12 +55,14 @@ func TestPolicy_ForbidWinsOverJenkinsPermission(t *testing.T) {
 	}
 }
 
-// Jenkins resolves item names case-insensitively; Cedar does not. A path
-// spelled PROD/Deploy must be judged as Jenkins's prod/deploy.
+// Jenkins resolves top-level item names case-insensitively; Cedar does
+// not. A path spelled PROD/deploy must be judged as Jenkins's prod/deploy.
+// (Below the top level Jenkins is case-sensitive: prod/Deploy names
+// nothing.)
 func TestPolicy_CaseTricksAreJudgedOnJenkinsSpelling(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: adminAsDeveloper(), policy: examplePolicy(t)})
-	for _, p := range []string{"PROD/deploy", "Prod/Deploy", "prod/DEPLOY"} {
+	for _, p := range []string{"PROD/deploy", "Prod/deploy", "prod/DEPLOY"} {
 		errObj := e.fail(t, "trigger_job", map[string]any{"job": p}, "forbidden")
 		if !strings.Contains(errObj["message"].(string), "prod-write-release-only") {
 			t.Errorf("%s: %v", p, errObj)
@@ -72,7 +74,7 @@ func TestPolicy_CaseTricksAreJudgedOnJenkinsSpelling(t *testing.T) {
 	// The audit record carries the path the policy judged: the caller's
 	// when it was denied as written, else Jenkins's spelling.
 	for _, r := range e.audit.all() {
-		if !strings.EqualFold(r.Resource, "prod/deploy") || r.Resource == "PROD/deploy" || r.Resource == "Prod/Deploy" {
+		if !strings.EqualFold(r.Resource, "prod/deploy") || r.Resource == "PROD/deploy" || r.Resource == "Prod/deploy" {
 			t.Errorf("audited resource %q", r.Resource)
 		}
 	}
@@ -232,7 +234,7 @@ func TestPolicy_CanonicalPathRemembered(t *testing.T) {
 	if n := resolves(); n != 1 {
 		t.Errorf("%d resolve requests for 3 calls on one spelling, want 1", n)
 	}
-	e.ok(t, "get_job", map[string]any{"job": "frontend/WEB-APP"})
+	e.ok(t, "get_job", map[string]any{"job": "Frontend/web-app"})
 	if n := resolves(); n != 2 {
 		t.Errorf("a new spelling must be resolved on its own: %d", n)
 	}

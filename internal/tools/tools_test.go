@@ -75,6 +75,8 @@ type envOpts struct {
 	admit      func() error  // tools.Deps.Admit
 	// wrap, if set, stands in front of the simulator (a proxy).
 	wrap func(http.Handler) http.Handler
+	// simOpts adjusts the simulator's options before it is made.
+	simOpts func(*jenkinstest.Options)
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -83,7 +85,11 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		o = &envOpts{}
 	}
 	clock := jenkinstest.NewFakeClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
-	sim := jenkinstest.Sample(&jenkinstest.Options{Clock: clock, RootURL: o.rootURL})
+	so := jenkinstest.Options{Clock: clock, RootURL: o.rootURL}
+	if o.simOpts != nil {
+		o.simOpts(&so)
+	}
+	sim := jenkinstest.Sample(&so)
 	var h http.Handler = sim
 	if o.wrap != nil {
 		h = o.wrap(sim)

@@ -486,8 +486,21 @@ func (tg target) whatOr(tool string) string {
 // (defaults included). Nothing that changes Jenkins runs before the final
 // decision.
 func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request.Scope, entry catalog.Tool,
-	prepare func(context.Context) (prepared, error)) (_ any, _ target, policies []string, _ error) {
+	prepare func(context.Context) (prepared, error)) (_ any, _ target, policies []string, err error) {
 	p := sc.Principal
+	var sent *jenkins.Credential // the credential Jenkins was asked with, if any
+	defer func() {
+		if sent != nil && errors.Is(err, jenkins.ErrUnauthorized) {
+			// Jenkins refused the credential (a 401, or it ran the request
+			// as anonymous), whichever request of the call found it: the
+			// source drops an exchanged token and marks a stored one
+			// rejected, so it is not sent again until the user links
+			// again (a realm may count each one as a failed password).
+			if r, ok := t.deps.Credentials.(credentials.Rejecter); ok {
+				r.Rejected(ctx, p, *sent)
+			}
+		}
+	}()
 	if t.deps.Admit != nil {
 		// No call runs unaudited: when the audit log can take no more
 		// records, calls are refused.
@@ -534,6 +547,7 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 			return nil, tg, nil, err
 		}
 		c.cred = cred
+		sent = &cred
 		if t.deps.Authorizer.NamesItems() {
 			canon, changed, err := t.canonicalTarget(ctx, cred, tg)
 			if errors.Is(err, errUnknownQueueJob) {
@@ -565,13 +579,6 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 		}
 	}
 	out, err := pp.exec(ctx, c)
-	if errors.Is(err, jenkins.ErrUnauthorized) {
-		// Jenkins refused the credential: a source that caches one (an
-		// exchanged token) drops it, so the next call gets a fresh one.
-		if r, ok := t.deps.Credentials.(credentials.Rejecter); ok {
-			r.Rejected(ctx, p)
-		}
-	}
 	return out, tg, policies, err
 }
 

@@ -23,6 +23,57 @@ var credentialTests = []suiteTest{
 	{"InvalidIsRejected", testCredentialInvalid},
 	{"UnicodeAndCaseDistinctUsers", testCredentialUnicodeUsers},
 	{"NoSharedBytes", testCredentialNoSharedBytes},
+	{"RejectedMarkPersistsUntilRelinked", testCredentialRejectedMark},
+}
+
+// A credential Jenkins rejected is marked, and the mark is read back,
+// kept by a re-seal that passes it on, and cleared by a new link; a mark
+// for a credential already replaced changes nothing.
+func testCredentialRejectedMark(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	old := store.Credential{User: "alice", JenkinsUser: "alice", Sealed: []byte("sealed-1"), KeyID: "k1"}
+	if err := s.PutCredential(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetCredential(ctx, "alice"); err != nil || !got.RejectedAt.IsZero() {
+		t.Fatalf("a new credential: %+v, %v", got, err)
+	}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	if err := s.MarkCredentialRejected(ctx, "alice", []byte("sealed-1"), at); err != nil {
+		t.Fatalf("MarkCredentialRejected: %v", err)
+	}
+	got, err := s.GetCredential(ctx, "alice")
+	if err != nil || !got.RejectedAt.Equal(at.Truncate(time.Millisecond)) {
+		t.Fatalf("after the mark: RejectedAt %v, %v", got.RejectedAt, err)
+	}
+	if all, err := s.ListCredentials(ctx); err != nil || len(all) != 1 || !all[0].RejectedAt.Equal(got.RejectedAt) {
+		t.Errorf("ListCredentials: %+v, %v", all, err)
+	}
+	// Re-sealed under a new key (rotation), the mark stays.
+	resealed := got
+	resealed.Sealed, resealed.KeyID = []byte("sealed-1-k2"), "k2"
+	if err := s.PutCredential(ctx, resealed); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetCredential(ctx, "alice"); !got.RejectedAt.Equal(at.Truncate(time.Millisecond)) {
+		t.Errorf("re-sealing lost the mark: %v", got.RejectedAt)
+	}
+	// A new link clears it, and a late mark for the old one does nothing.
+	if err := s.PutCredential(ctx, store.Credential{User: "alice", JenkinsUser: "alice", Sealed: []byte("sealed-2"), KeyID: "k2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkCredentialRejected(ctx, "alice", []byte("sealed-1-k2"), at); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("marking a replaced credential: %v, want ErrNotFound", err)
+	}
+	if got, _ := s.GetCredential(ctx, "alice"); !got.RejectedAt.IsZero() {
+		t.Errorf("after re-linking: RejectedAt %v", got.RejectedAt)
+	}
+	if err := s.MarkCredentialRejected(ctx, "nobody", []byte("x"), at); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("marking a missing credential: %v", err)
+	}
+	if err := s.MarkCredentialRejected(ctx, "alice", []byte("sealed-2"), time.Time{}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("marking without a time: %v", err)
+	}
 }
 
 // now returns the current time at the store's precision, to bound the
