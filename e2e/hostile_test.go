@@ -145,11 +145,12 @@ func TestHostile_NoTokenFlood(t *testing.T) {
 			unknown++
 		}
 	}
-	// At most one record per refused request: the 21 refused by
-	// authentication are audited (docs/http.md), one record each naming
-	// the tool "unknown"; the two parse errors may add one each.
-	if unknown != floods+1 || len(recs) > floods+3 {
-		t.Errorf("%d audit records (%d with tool unknown) for %d refused requests (21 by authentication, 2 parse errors); want 21 unknown, at most 23 in all",
+	// One record per refused request (CONTRACT §9): the 21 refused by
+	// authentication, each naming the tool "unknown"; the user's parse
+	// error (the 101-message batch) one more, as "unknown"; the guest's
+	// parse error (the 4,000-message batch) none.
+	if unknown != floods+2 || len(recs) != floods+2 {
+		t.Errorf("%d audit records (%d with tool unknown) for %d refused requests (21 by authentication, a user's and a guest's parse error); want 22, all unknown",
 			len(recs), unknown, floods+3)
 	}
 
@@ -214,12 +215,37 @@ func TestHostile_StrictParsing(t *testing.T) {
 		"a bracket after a batch":     `[{"jsonrpc":"2.0","id":1,"method":"ping"}]]`,
 		"a newline and a second body": "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"whoami\"}}",
 	}
+	aliceRefused := map[string]bool{} // request ids
 	for name, body := range ambiguous {
 		for who, hdr := range map[string]map[string]string{"alice": hostileHeaders(tok, userSID), "guest": hostileHeaders("", guestSID)} {
 			a := hostilePost(t, s.url, hdr, body)
 			if a.status != http.StatusBadRequest || a.rpcError() != -32700 {
 				t.Errorf("%s (%s): %d %.200s, want 400 with a -32700 parse error", name, who, a.status, a.body)
 			}
+			if who == "alice" {
+				aliceRefused[a.header.Get("X-Request-Id")] = true
+			}
+		}
+	}
+	// Each of alice's refused bodies left exactly one record, as the tool
+	// "unknown" (CONTRACT §9: one refused request, one record); the
+	// guest's none.
+	perRequest := map[string]int{}
+	for _, r := range h.settledAudit(t, len(ambiguous), time.Second) {
+		id, _ := r["request_id"].(string)
+		switch {
+		case aliceRefused[id]:
+			perRequest[id]++
+			if r["tool"] != catalog.Unknown || r["decision"] != "error" || r["code"] != "invalid_argument" || r["user"] != "alice" {
+				t.Errorf("record of a parse error: %v", r)
+			}
+		case r["user"] == "anonymous":
+			t.Errorf("a guest's parse error was audited: %v", r)
+		}
+	}
+	for id := range aliceRefused {
+		if perRequest[id] != 1 {
+			t.Errorf("alice's request %s refused with a parse error has %d audit records, want 1", id, perRequest[id])
 		}
 	}
 

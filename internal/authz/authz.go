@@ -215,6 +215,24 @@ func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
 	return d
 }
 
+// DecideWithoutScopes is Decide without the scope step: authentication,
+// then the policy. It answers "would the policy allow this caller to call
+// the tool on this resource?" for a caller that is not calling it: a
+// listing shows a job when the policy would allow get_job on it (CONTRACT
+// §10), whatever the scopes get_job needs, which its own call checks, as
+// tools/list is filtered by the policy and not by scopes (CONTRACT §8).
+func (a *Authorizer) DecideWithoutScopes(ctx context.Context, req Request) Decision {
+	tool, ok := catalog.Lookup(req.Tool)
+	if !ok {
+		return Decision{Code: CodeForbidden, Reason: fmt.Sprintf("unknown tool %s", catalog.Quote(req.Tool))}
+	}
+	if d, done := a.authenticate(req.Principal, tool); done {
+		return d
+	}
+	d, _, _ := a.policyStep(req, tool)
+	return d
+}
+
 // Stages of a decision, as Explanation.Stage reports them.
 const (
 	StageAuthentication = "authentication"

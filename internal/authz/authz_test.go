@@ -500,3 +500,41 @@ func TestDecide_DependsOnParameters(t *testing.T) {
 		t.Error("a policy reading the whole context does not count as reading parameters")
 	}
 }
+
+// TestDecideWithoutScopes: the policy's answer for a caller who is not
+// making the call (a listing asks it per job): authentication and the
+// policy decide, the tool's OAuth scopes do not.
+func TestDecideWithoutScopes(t *testing.T) {
+	t.Parallel()
+	a, err := NewWithPolicy(&Options{
+		ToolScopes: func(string) []string { return []string{"jenkins:read"} },
+		Policy: []byte(`@id("all") permit (principal, action, resource);
+@id("no-prod") forbid (principal, action == Action::"get_job", resource in Folder::"prod");`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	noScope := identity.Principal{User: "alice", JenkinsUser: "alice"}
+	if d := a.Decide(ctx, Request{Principal: noScope, Tool: "get_job", Job: "a/b"}); d.Allow || d.Code != CodeInsufficientScope {
+		t.Fatalf("Decide without the scope: %+v, want insufficient_scope", d)
+	}
+	for _, c := range []struct {
+		p     identity.Principal
+		tool  string
+		job   string
+		allow bool
+		code  string
+	}{
+		{noScope, "get_job", "a/b", true, ""},
+		{noScope, "get_job", "prod/deploy", false, CodeForbidden},
+		{identity.Guest(), "get_job", "a/b", false, CodeUnauthenticated},
+		{identity.Principal{}, "get_job", "a/b", false, CodeUnauthenticated},
+		{noScope, "no_such_tool", "a/b", false, CodeForbidden},
+	} {
+		d := a.DecideWithoutScopes(ctx, Request{Principal: c.p, Tool: c.tool, Job: c.job})
+		if d.Allow != c.allow || d.Code != c.code {
+			t.Errorf("DecideWithoutScopes(%+v, %s, %s) = %+v, want allow %v code %q", c.p, c.tool, c.job, d, c.allow, c.code)
+		}
+	}
+}

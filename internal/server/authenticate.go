@@ -173,7 +173,9 @@ func (a *authenticator) wrap(next http.Handler) http.Handler {
 		var msgs []rpcMessage
 		if data != nil {
 			if msgs, err = parseBody(data); err != nil {
-				writeJSONRPCError(w, http.StatusBadRequest, -32700, "Parse error: "+strings.TrimPrefix(err.Error(), "parse error: "))
+				detail := strings.TrimPrefix(err.Error(), "parse error: ")
+				a.auditParseError(r, p, detail)
+				writeJSONRPCError(w, http.StatusBadRequest, -32700, "Parse error: "+detail)
 				return
 			}
 		}
@@ -243,6 +245,32 @@ func (a *authenticator) auditBadParams(r *http.Request, msgs []rpcMessage, p ide
 			sc.Principal = p
 			a.Audit.Record(r.Context(), audit.Begin(now, &sc, catalog.Unknown).Failed(now, "invalid_argument", "tools/call params are not an object with a string name"))
 		}
+	}
+}
+
+// auditParseError writes the one record of a request refused with a
+// JSON-RPC parse error (CONTRACT §9: one refused request, one record,
+// whatever its body holds, a batch included). Nothing of the body can be
+// trusted, so the tool is the bounded label catalog.Unknown and the reason
+// only the parser's short, escaped complaint.
+//
+// A guest's parse error writes none: it is not an authentication failure
+// (guests are allowed) nor a tools/call that reached MCP, and a record per
+// anonymous request would let anyone fill the audit log at no cost.
+// Without guest mode a request without a valid token never gets this far:
+// authentication refuses it first, with its record.
+func (a *authenticator) auditParseError(r *http.Request, p identity.Principal, detail string) {
+	if p.Guest {
+		return
+	}
+	now := a.Now()
+	sc := *scopeOf(r.Context())
+	sc.Principal = p
+	rec := audit.Begin(now, &sc, "").Failed(now, "invalid_argument", "the request body is not a JSON-RPC message or batch (parse error): "+detail)
+	rec.Tool = catalog.Unknown
+	a.Audit.Record(r.Context(), rec)
+	if a.Metrics != nil {
+		a.Metrics.ObserveTool(rec.Tool, rec.Decision, rec.Code, 0)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"unicode/utf8"
 
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
 
@@ -165,7 +166,9 @@ func checkStrict(data []byte) error {
 			k, _ := tok.(string)
 			top := keys[len(keys)-1]
 			if top[k] {
-				return fmt.Errorf("%w: duplicate key %q", errParse, k)
+				// The key is the client's: at most 64 bytes of it, escaped,
+				// reach the answer and the audit record.
+				return fmt.Errorf("%w: duplicate key %s", errParse, catalog.Quote(k))
 			}
 			top[k] = true
 			expectKey = false

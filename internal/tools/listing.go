@@ -46,16 +46,17 @@ type listingEntry struct {
 	until time.Time
 }
 
-// listingKey names a listing: who asks (user, groups, scopes and the
-// Jenkins account, since both Jenkins and the policy answer per caller) and
-// what (folder, recursion).
+// listingKey names a listing: who asks (user, groups, the Jenkins account,
+// and the policy context's scopes and client id, since both Jenkins and the
+// policy answer per caller: a `when` on context.client_id must not see
+// another client's listing) and what (folder, recursion).
 func listingKey(p identity.Principal, cred jenkins.Credential, folder jobpath.Path, recursive bool) string {
 	groups := slices.Clone(p.Groups)
 	slices.Sort(groups)
 	scopes := slices.Clone(p.Scopes)
 	slices.Sort(scopes)
 	return strings.Join([]string{p.User, cred.User, strings.Join(groups, "\x01"), strings.Join(scopes, "\x01"),
-		folder.String(), strconv.FormatBool(recursive)}, "\x00")
+		p.ClientID, folder.String(), strconv.FormatBool(recursive)}, "\x00")
 }
 
 // get returns the listing of key, fetching it with fetch when it is not
@@ -116,9 +117,15 @@ func (l *listings) evict(n int) {
 // visibleJobs keeps the jobs the policy lets p call get_job on: a job a
 // policy hides is hidden from listings too. When no policy names a job or
 // folder, the decision is the same for every job, so it is taken once.
+//
+// The question is the policy's (the policy would allow get_job on it for
+// that caller), asked with the caller's own context (scopes, client id);
+// get_job's OAuth scopes are not part of it (scope and policy are separate
+// checks): the call of list_all_jobs has passed its own scope check, and a
+// get_job call will check get_job's.
 func (t *Toolset) visibleJobs(ctx context.Context, p identity.Principal, jobs *jenkins.Listing) *jenkins.Listing {
 	allowed := func(name string) bool {
-		return t.deps.Authorizer.Decide(ctx, authz.Request{Principal: p, Tool: catalog.GetJob, Job: name}).Allow
+		return t.deps.Authorizer.DecideWithoutScopes(ctx, authz.Request{Principal: p, Tool: catalog.GetJob, Job: name}).Allow
 	}
 	if !t.deps.Authorizer.NamesItems() {
 		if jobs.Len() == 0 || allowed(jobs.Name(0)) {

@@ -124,6 +124,14 @@ func addSearchBuildLog(t *Toolset) (*def, error) {
 			return buildTarget(in.Job, in.Build)
 		},
 		run: func(ctx context.Context, c *call, in *SearchIn) (*SearchOut, error) {
+			// The bound is taken after the decision and the credential, so
+			// a call refused for them holds no slot; a slot is held until
+			// the scan ends (at most searchTimeout after Jenkins answers).
+			release, busy := t.searches.acquire(c.principal.User)
+			if busy != nil {
+				return nil, busy
+			}
+			defer release()
 			p := in.pattern
 			if p == nil {
 				var err error

@@ -89,8 +89,9 @@ type searchResult struct {
 		Truncated bool `json:"truncated"`
 		TimedOut  bool `json:"timed_out"`
 		Error     *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
+			Code              string `json:"code"`
+			Message           string `json:"message"`
+			RetryAfterSeconds int    `json:"retry_after_seconds"`
 		} `json:"error"`
 	}
 }

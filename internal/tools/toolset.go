@@ -78,6 +78,9 @@ type Toolset struct {
 	canon   map[string]canonEntry
 
 	listings listings
+
+	// searches bounds the log searches running at once (searches.go).
+	searches searchSlots
 }
 
 type canonEntry struct {
@@ -684,19 +687,30 @@ func (t *Toolset) limit(ctx context.Context, sc *request.Scope) error {
 	return e
 }
 
-// MaxAnswerBytes bounds a tool's answer (its JSON). Every tool pages or
-// truncates below it by itself; this is the backstop that holds whatever
-// Jenkins returns.
+// MaxAnswerBytes bounds a tool's answer: the JSON of its result as sent,
+// the structured content and its copy as text content together (CONTRACT
+// §9: "any tool answer is at most 4 MiB of JSON"; a client receives both).
+// Every tool pages or truncates below it by itself; this is the backstop
+// that holds whatever Jenkins returns.
 const MaxAnswerBytes = 4 << 20
+
+// answerBytes is what a result carrying data (the JSON of a tool's output)
+// as structured content and as text costs on the wire: data itself, and
+// data again as a JSON string. data comes from json.Marshal, so it is
+// valid UTF-8 with every control character and <, >, & already escaped:
+// quoting it escapes only its quotes and backslashes, one more byte each.
+func answerBytes(data []byte) int {
+	return 2*len(data) + 2 + bytes.Count(data, []byte{'"'}) + bytes.Count(data, []byte{'\\'})
+}
 
 func success(out any) (*mcp.CallToolResult, error) {
 	data, err := json.Marshal(out)
 	if err != nil {
 		return nil, fmt.Errorf("tools: encoding output: %w", err)
 	}
-	if len(data) > MaxAnswerBytes {
-		return nil, Errorf(CodeInvalidArgument, "the answer would be %d MiB, over Butler's %d MiB limit: ask for less (a smaller limit or max_bytes, one folder)",
-			len(data)>>20, MaxAnswerBytes>>20)
+	if n := answerBytes(data); n > MaxAnswerBytes {
+		return nil, Errorf(CodeInvalidArgument, "the answer would be %.1f MiB, over Butler's %d MiB limit: ask for less (a smaller limit or max_bytes, one folder)",
+			float64(n)/(1<<20), MaxAnswerBytes>>20)
 	}
 	return &mcp.CallToolResult{
 		Content:           []mcp.Content{&mcp.TextContent{Text: string(data)}},
