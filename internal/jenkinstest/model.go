@@ -213,6 +213,17 @@ type cause struct {
 	userID, userName string // "" userID: timer
 }
 
+// logLine is the cause as Cause.print writes it to the log: a user's name
+// is a hyperlink note to the user (ModelHyperlinkNote.encodeTo).
+//
+// Jenkins: core/src/main/java/hudson/model/Cause.java, UserIdCause.print.
+func (c cause) logLine() string {
+	if c.userID == "" {
+		return "Started by timer"
+	}
+	return "Started by user " + HyperlinkNote("/user/"+strings.ToLower(c.userID), c.userName)
+}
+
 func (c cause) short() string {
 	if c.userID == "" {
 		return "Started by timer"
@@ -523,7 +534,7 @@ func (s *Server) AddBuild(job string, b BuildSpec) (int, error) {
 		nb.console = b.Console
 		return nb.number, nil
 	}
-	nb.log = append(nb.log, nb.cause.short()...)
+	nb.log = append(nb.log, nb.cause.logLine()...)
 	nb.log = append(nb.log, '\n')
 	if b.Building {
 		if nb.tests == nil {

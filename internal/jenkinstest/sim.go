@@ -2,6 +2,7 @@ package jenkinstest
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -198,7 +199,7 @@ func (s *Server) start(q *queueItem, t time.Time) {
 	}
 	j.nextBuild++
 	j.builds = append(j.builds, b)
-	b.log = append(b.log, b.cause.short()...)
+	b.log = append(b.log, b.cause.logLine()...)
 	b.log = append(b.log, '\n')
 	s.running = append(s.running, b)
 	q.build = b
@@ -235,7 +236,7 @@ func (s *Server) finish(b *build) {
 }
 
 // abort stops a running build at time t, as Executor.doStop does.
-func (s *Server) abort(b *build, t time.Time, by string) {
+func (s *Server) abort(b *build, t time.Time, by *user) {
 	b.emitUntil(t)
 	b.building = false
 	b.result = "ABORTED"
@@ -245,7 +246,9 @@ func (s *Server) abort(b *build, t time.Time, by string) {
 	} else {
 		b.duration = 0
 	}
-	b.log = append(b.log, "Aborted by "+by+"\n"...)
+	// Jenkins: core/src/main/java/jenkins/model/CauseOfInterruption.java,
+	// UserInterruption.print: "Aborted by " and a hyperlink note to the user.
+	b.log = append(b.log, "Aborted by "+HyperlinkNote("/user/"+strings.ToLower(by.id), by.fullName)+"\n"...)
 	b.finishLog()
 	s.running = slices.DeleteFunc(s.running, func(x *build) bool { return x == b })
 	s.dispatch(t)
@@ -336,7 +339,7 @@ func jobLines(j *item) []string {
 	}
 	ws := "/var/jenkins_home/workspace/" + j.fullName
 	if j.spec.Class == ClassWorkflowJob {
-		return []string{
+		return withNotes([]string{
 			"[Pipeline] Start of Pipeline",
 			"[Pipeline] node",
 			"Running on Jenkins in " + ws,
@@ -355,7 +358,7 @@ func jobLines(j *item) []string {
 			"[Pipeline] }",
 			"[Pipeline] // node",
 			"[Pipeline] End of Pipeline",
-		}
+		})
 	}
 	return []string{
 		"Running as SYSTEM",
