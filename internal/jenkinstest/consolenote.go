@@ -173,6 +173,20 @@ func (p *plainTextReader) Read(b []byte) (int, error) {
 // nextLine reads the next lines into p.out: up to an LF, each CR not
 // followed by LF ending a line of its own.
 func (p *plainTextReader) nextLine() error {
+	if len(p.line) == 0 {
+		// Fast path: whole lines without ESC have no notes to remove and
+		// pass as they are.
+		if p.br.Buffered() == 0 {
+			_, _ = p.br.Peek(1)
+		}
+		data, _ := p.br.Peek(p.br.Buffered())
+		if i := bytes.LastIndexByte(data, '\n'); i >= 0 && bytes.IndexByte(data[:i+1], 0x1b) < 0 {
+			p.buf = append(p.buf[:0], data[:i+1]...)
+			p.out = p.buf
+			_, _ = p.br.Discard(i + 1)
+			return nil
+		}
+	}
 	frag, err := p.br.ReadSlice('\n')
 	switch err {
 	case nil, bufio.ErrBufferFull:
