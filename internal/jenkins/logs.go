@@ -738,7 +738,7 @@ func (r *ring) strings() []string {
 
 // lineReader splits a log into lines without copying them.
 type lineReader struct {
-	br   *bufio.Reader
+	br    *bufio.Reader
 	long  []byte // a cut line whose rest is being skipped
 	strip []byte // a line without its console notes
 	done  bool
