@@ -71,13 +71,22 @@ func (d *consoleDecoder) decode(body []byte, maxText int, final, lead bool) {
 				chunk = trimToRune(chunk)
 			}
 			if len(chunk) == 0 {
-				if len(d.text) > 0 || !utf8.FullRune(rest) {
+				if len(d.text) > 0 {
 					return
 				}
 				// A page holds at least one character, even one longer
-				// than maxText, so paging always advances.
-				_, n := utf8.DecodeRune(rest)
-				chunk = rest[:n]
+				// than maxText, so paging always advances; a byte that
+				// cannot start a whole one (the log ends, or a CR or ESC
+				// follows) goes alone.
+				switch plain := rest[:i]; {
+				case utf8.FullRune(plain):
+					_, n := utf8.DecodeRune(plain)
+					chunk = plain[:n]
+				case final || i < len(rest):
+					chunk = plain[:1]
+				default:
+					return
+				}
 			}
 			d.emit(chunk)
 			d.used += len(chunk)

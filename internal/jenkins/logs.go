@@ -114,14 +114,22 @@ func (c *Client) ReadLog(ctx context.Context, cred Credential, job jobpath.Path,
 	if !whole {
 		buf = buf[:limit]
 	}
+	return page(buf, whole, a, start, maxBytes), nil
+}
+
+// page is the page of at most maxBytes of text in buf, Jenkins's answer
+// from start (whole if it was read to its end).
+func page(buf []byte, whole bool, a *logAnswer, start int64, maxBytes int) *LogChunk {
 	d := &consoleDecoder{}
-	d.decode(buf, maxBytes, whole && !a.running, start > 0)
+	// Before 2.509 a page cut early may start inside a note Jenkins did
+	// not send (see ReadLog): then Jenkins sends the note's rest raw.
+	d.decode(buf, maxBytes, whole && !a.running, start > 0 && !a.raw)
 	next := start + d.stored
 	if whole && d.used == len(buf) {
 		next = a.end(start, d.stored)
 	}
 	next = min(next, a.size)
-	return &LogChunk{Text: d.text, Start: start, Next: next, Size: a.size, Running: a.running}, nil
+	return &LogChunk{Text: d.text, Start: start, Next: next, Size: a.size, Running: a.running}
 }
 
 // trimToRune drops a partial UTF-8 sequence at the end of b.
@@ -182,7 +190,7 @@ func (c *Client) TailLog(ctx context.Context, cred Credential, job jobpath.Path,
 		}
 		var starts []lineStart
 		d := &consoleDecoder{lines: &starts}
-		d.decode(buf, len(buf), whole && !a.running, start > 0)
+		d.decode(buf, len(buf), whole && !a.running, start > 0 && !a.raw)
 		end := start + d.stored
 		if whole && d.used == len(buf) {
 			end = a.end(start, d.stored)

@@ -25,8 +25,7 @@
 //     POST queue/cancelItem answers 204, 404, 422 (and 500 for an item
 //     that already left, as Jenkins does).
 //   - Builds: run for their job's Duration on a limited number of
-//     executors, print their console lines over that time (consoleText,
-//     logText/progressiveText with X-Text-Size and X-More-Data), finish
+//     executors, print their console lines over that time, finish
 //     with the job's result and test report (testReport/api/json); POST
 //     stop aborts them. Permalinks lastBuild, lastCompletedBuild,
 //     lastSuccessfulBuild, lastFailedBuild, lastStableBuild,
@@ -44,6 +43,22 @@
 //     every event due since the last one, at the event's own time (a build
 //     starts when the quiet period ended or the executor freed), so with a
 //     FakeClock the answers depend only on the clock readings.
+//
+//   - Console text: the stored log holds console notes as Jenkins writes
+//     them (ESC[8mha:<base64>ESC[0m, ~200 bytes: a hyperlink note in
+//     "Started by user", "Aborted by" and "Running on", a hidden
+//     NewNodeConsoleNote before each generated "[Pipeline]" line).
+//     logText/progressiveText is Stapler's LargeText.doProgressText: every
+//     LF sent as CR LF (LineEndNormalizingWriter), start past the end
+//     restarts at 0, X-More-Data while running, and while running the text
+//     stops after the last line end (at most 10000 lines). Options.Version
+//     picks the side of 2.509 (JENKINS-75081): before, notes are stripped
+//     (PlainTextConsoleOutputStream) but counted in X-Text-Size, which is
+//     where the text stopped, and a last line without an end is not sent;
+//     from 2.509 on, notes are sent raw and X-Text-Size is the log's
+//     length. consoleText (Run.doConsoleText) strips notes on every
+//     version and keeps the stored line ends. DefaultVersion is before
+//     2.509; the demo claims CurrentLTS.
 //
 // # What is not
 //
