@@ -15,21 +15,25 @@
 //     nesting to any depth, ranges {M,N} {M,} {,N} {N}, unknown names
 //     ignored, "_class" always kept; JSON is written lazily, guided by the
 //     tree, so a listing never computes fields it was not asked for.
+//
 //   - Triggering: POST build and buildWithParameters (query or form
 //     parameters, defaults, choice validation, "delay"), answered 201 with
 //     the queue item's Location; identical requests fold into the queued
 //     item as in Queue.schedule2.
+//
 //   - The queue: WaitingItem during the quiet period, BlockedItem while a
 //     non-concurrent job builds, BuildableItem while no executor is free,
 //     LeftItem once started or cancelled, readable for LeftItemTTL after.
 //     POST queue/cancelItem answers 204, 404, 422 (and 500 for an item
 //     that already left, as Jenkins does).
+//
 //   - Builds: run for their job's Duration on a limited number of
 //     executors, print their console lines over that time, finish
 //     with the job's result and test report (testReport/api/json); POST
 //     stop aborts them. Permalinks lastBuild, lastCompletedBuild,
 //     lastSuccessfulBuild, lastFailedBuild, lastStableBuild,
 //     lastUnstableBuild and lastUnsuccessfulBuild resolve.
+//
 //   - Security: API-token Basic authentication (and optionally bearer
 //     tokens, like the jwt-auth-filter plugin), 401 for bad credentials,
 //     403 for anonymous requests, crumbs bound to a session cookie and a
@@ -38,6 +42,7 @@
 //     headers and body) on every URL under it and is left out of every
 //     listing and of the queue; a missing Build or Cancel permission is
 //     403 with Jenkins's X-Required-Permission headers.
+//
 //   - Time: everything is driven by an injected Clock. The simulation is
 //     discrete-event: each request (and each public method) first replays
 //     every event due since the last one, at the event's own time (a build
