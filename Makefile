@@ -31,6 +31,7 @@ FUZZ_TARGETS = \
 	./internal/jobpath:FuzzParse \
 	./internal/jenkins:FuzzParseJenkinsJSON \
 	./internal/jenkins:FuzzSearchLog \
+	./internal/jenkins:FuzzConsolePages \
 	./internal/config:FuzzParse \
 	./internal/authn:FuzzVerify \
 	./internal/authn:FuzzBearerToken \

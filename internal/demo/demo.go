@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	jsrv := &http.Server{Handler: jenkinstest.Sample(nil), ReadHeaderTimeout: 10 * time.Second}
+	jsrv := &http.Server{Handler: jenkinstest.Sample(&jenkinstest.Options{Version: jenkinstest.CurrentLTS}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = jsrv.Serve(jln) }()
 	defer jsrv.Close()
 	jenkinsURL := "http://" + jln.Addr().String() + "/"

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,54 +37,99 @@ type LogChunk struct {
 // More reports whether text remains after Next or may still come.
 func (l *LogChunk) More() bool { return l.Next < l.Size || l.Running }
 
+// logAnswer is Jenkins's answer to logText/progressiveText.
+type logAnswer struct {
+	resp    *http.Response
+	size    int64 // X-Text-Size
+	running bool  // X-More-Data
+	raw     bool  // console notes are sent raw (Jenkins 2.509 and later)
+}
+
 // openLog requests the progressive console text from byte offset start.
 // The caller reads the body as far as it likes and closes it.
-func (c *Client) openLog(ctx context.Context, cred Credential, job jobpath.Path, number, start int64) (*http.Response, int64, bool, error) {
+func (c *Client) openLog(ctx context.Context, cred Credential, job jobpath.Path, number, start int64) (*logAnswer, error) {
 	op := "read log of " + buildName(job, number)
 	resp, err := c.do(ctx, call{op: op, method: http.MethodGet, rel: buildRel(job, number) + "logText/progressiveText",
 		query: url.Values{"start": {strconv.FormatInt(start, 10)}}, cred: cred})
 	if err != nil {
-		return nil, 0, false, err
+		return nil, err
 	}
 	size, err := strconv.ParseInt(resp.Header.Get("X-Text-Size"), 10, 64)
 	if err != nil || size < 0 {
 		drain(resp)
-		return nil, 0, false, &Error{Op: op, Status: resp.StatusCode, Err: ErrUnavailable, Detail: "no X-Text-Size in the answer"}
+		return nil, &Error{Op: op, Status: resp.StatusCode, Err: ErrUnavailable, Detail: "no X-Text-Size in the answer"}
 	}
-	return resp, size, resp.Header.Get("X-More-Data") == "true", nil
+	return &logAnswer{resp: resp, size: size, running: resp.Header.Get("X-More-Data") == "true", raw: rawNotes(resp.Header.Get("X-Jenkins"))}, nil
 }
 
+// end is the stored offset after a body that was read whole, from start,
+// of which the decoder consumed stored bytes. Before 2.509, and on any
+// version once the build finished, X-Text-Size is exactly that (it counts
+// the console notes Jenkins stripped); from 2.509 on, a running build's
+// X-Text-Size is the log's length while the text stops after the last
+// line end (LargeText.writeLogUncounted), so the count is used.
+func (a *logAnswer) end(start, stored int64) int64 {
+	if a.running && a.raw {
+		return min(start+stored, a.size)
+	}
+	return a.size
+}
+
+// pageSlack is how much more of Jenkins's answer than max_bytes a page
+// reads: the console notes it drops (about 200 bytes a line in a
+// pipeline's log) and the CRs of CR LF.
+const pageSlack = 64 << 10
+
 // ReadLog returns at most maxBytes of console text from byte offset start.
-// Jenkins's progressive text always runs to the end of the log, so the
-// client stops reading after maxBytes and cuts at the last complete UTF-8
-// character. Offsets are Jenkins's (bytes of the stored log); for consoles
-// with hidden console notes the text returned is shorter than Next-Start,
-// and a page may repeat a little of the one before rather than lose any.
+// The text is what a person sees in Jenkins's console: console notes
+// removed, line ends as LF, and never a note or a UTF-8 character cut in
+// half (they are held back to the next page). Offsets are Jenkins's, in
+// the stored log: Next is where the next page starts, never past Size.
+//
+// Next is exact whenever the page reaches the end of what Jenkins sent.
+// When the page is cut earlier, Next is counted from the text: exact from
+// Jenkins 2.509 on for logs with LF line ends; a stored CR LF counts one
+// byte, so such a log's next page repeats a line end rather than lose
+// text; before 2.509 Jenkins does not send the notes it counts, so the
+// next page may repeat the text of the notes' lines (never loses any).
 func (c *Client) ReadLog(ctx context.Context, cred Credential, job jobpath.Path, number, start int64, maxBytes int) (*LogChunk, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, size, running, err := c.openLog(ctx, cred, job, number, start)
+	a, err := c.openLog(ctx, cred, job, number, start)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if start > size {
+	defer a.resp.Body.Close()
+	if start > a.size {
 		// Jenkins restarts from 0 when start is past the end; Butler
 		// answers with nothing instead, so paging never loops.
-		return &LogChunk{Start: start, Next: start, Size: size, Running: running}, nil
+		return &LogChunk{Start: start, Next: start, Size: a.size, Running: a.running}, nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxBytes)+1))
+	limit := 2*int64(maxBytes) + pageSlack
+	buf, err := io.ReadAll(io.LimitReader(a.resp.Body, limit+1))
 	if err != nil {
 		return nil, transportError(ctx, "read log of "+buildName(job, number), err)
 	}
-	if len(buf) > maxBytes {
-		buf = trimToRune(buf[:maxBytes])
+	whole := int64(len(buf)) <= limit
+	if !whole {
+		buf = buf[:limit]
 	}
-	next := start + int64(len(buf))
-	if next > size {
-		size = next
+	return page(buf, whole, a, start, maxBytes), nil
+}
+
+// page is the page of at most maxBytes of text in buf, Jenkins's answer
+// from start (whole if it was read to its end).
+func page(buf []byte, whole bool, a *logAnswer, start int64, maxBytes int) *LogChunk {
+	d := &consoleDecoder{}
+	// Before 2.509 a page cut early may start inside a note Jenkins did
+	// not send (see ReadLog): then Jenkins sends the note's rest raw.
+	d.decode(buf, maxBytes, whole && !a.running, start > 0 && !a.raw)
+	next := start + d.stored
+	if whole && d.used == len(buf) {
+		next = a.end(start, d.stored)
 	}
-	return &LogChunk{Text: buf, Start: start, Next: next, Size: size, Running: running}, nil
+	next = min(next, a.size)
+	return &LogChunk{Text: d.text, Start: start, Next: next, Size: a.size, Running: a.running}
 }
 
 // trimToRune drops a partial UTF-8 sequence at the end of b.
@@ -103,7 +149,10 @@ func trimToRune(b []byte) []byte {
 // maxBytes (the oldest lines are dropped first if they do not fit). It
 // reads only the end of the log: a first request learns the log's size, a
 // second reads a window before the end, growing it when it holds too few
-// lines.
+// lines. The text is console text as ReadLog's; Next is the end of the
+// log Jenkins sent (never past Size), Start where the first line returned
+// begins (counted from the window's start, so before 2.509 it may be a
+// little early: Jenkins does not send the notes it counts).
 func (c *Client) TailLog(ctx context.Context, cred Credential, job jobpath.Path, number int64, lines, maxBytes int) (*LogChunk, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -114,52 +163,67 @@ func (c *Client) TailLog(ctx context.Context, cred Credential, job jobpath.Path,
 	if window < 4096 {
 		window = 4096
 	}
-	// First request: from 0, but read no more than the window. If the log
-	// fits, this is the only request.
-	resp, size, running, err := c.openLog(ctx, cred, job, number, 0)
-	if err != nil {
-		return nil, err
-	}
-	head, err := io.ReadAll(io.LimitReader(resp.Body, window+1))
-	resp.Body.Close()
-	if err != nil {
-		return nil, transportError(ctx, "read log of "+buildName(job, number), err)
-	}
-	if int64(len(head)) <= window {
-		return tailChunk(head, 0, size, running, lines, maxBytes), nil
-	}
+	var start int64
 	for {
-		start := max(size-window, 0)
-		resp, newSize, run, err := c.openLog(ctx, cred, job, number, start)
+		a, err := c.openLog(ctx, cred, job, number, start)
 		if err != nil {
 			return nil, err
 		}
-		buf, err := io.ReadAll(io.LimitReader(resp.Body, window+int64(maxBytes)))
-		resp.Body.Close()
+		// The first request (from 0) reads no more than the window: if
+		// the log fits, it is the only one.
+		limit := window
+		if start > 0 {
+			limit = 2*(window+int64(maxBytes)) + pageSlack
+		}
+		buf, err := io.ReadAll(io.LimitReader(a.resp.Body, limit+1))
+		a.resp.Body.Close()
 		if err != nil {
 			return nil, transportError(ctx, "read log of "+buildName(job, number), err)
 		}
-		size, running = max(newSize, start+int64(len(buf))), run
+		whole := int64(len(buf)) <= limit
+		if start == 0 && !whole {
+			start = max(a.size-window, 0)
+			continue
+		}
+		if !whole {
+			buf = buf[:limit]
+		}
+		var starts []lineStart
+		d := &consoleDecoder{lines: &starts}
+		d.decode(buf, len(buf), whole && !a.running, start > 0 && !a.raw)
+		end := start + d.stored
+		if whole && d.used == len(buf) {
+			end = a.end(start, d.stored)
+		}
+		end = min(end, a.size)
+		text, from := d.text, start
+		for i := range starts {
+			starts[i].stored += start
+		}
+		if start > 0 && len(starts) > 0 {
+			// Drop the partial first line.
+			drop := starts[0].text
+			text, from = text[drop:], starts[0].stored
+			starts = starts[1:]
+			for i := range starts {
+				starts[i].text -= drop
+			}
+		}
 		// Enough lines (one more newline than asked, so the first line is
 		// whole), or the window reached the start or the byte budget.
-		if start == 0 || bytes.Count(buf, []byte{'\n'}) > lines || window >= int64(maxBytes) {
-			if start > 0 {
-				// Drop the partial first line.
-				if i := bytes.IndexByte(buf, '\n'); i >= 0 {
-					buf, start = buf[i+1:], start+int64(i+1)
-				}
-			}
-			return tailChunk(buf, start, size, running, lines, maxBytes), nil
+		if start == 0 || bytes.Count(text, []byte{'\n'}) > lines || window >= int64(maxBytes) {
+			return tailChunk(text, from, end, starts, a, lines, maxBytes), nil
 		}
 		window = min(window*4, int64(maxBytes))
+		start = max(a.size-window, 0)
 	}
 }
 
-// tailChunk keeps the last n (≥ 1) lines of buf, which starts at offset
-// start, within maxBytes.
-func tailChunk(buf []byte, start, size int64, running bool, n, maxBytes int) *LogChunk {
-	end := start + int64(len(buf))
-	body := bytes.TrimSuffix(buf, []byte{'\n'})
+// tailChunk keeps the last n (≥ 1) lines of text, which starts at stored
+// offset from and ends at end, within maxBytes. starts are where text's
+// lines begin (text offsets in text, absolute stored offsets).
+func tailChunk(text []byte, from, end int64, starts []lineStart, a *logAnswer, n, maxBytes int) *LogChunk {
+	body := bytes.TrimSuffix(text, []byte{'\n'})
 	cut := len(body)
 	for range n {
 		cut = bytes.LastIndexByte(body[:cut], '\n')
@@ -167,16 +231,36 @@ func tailChunk(buf []byte, start, size int64, running bool, n, maxBytes int) *Lo
 			break
 		}
 	}
-	text := buf[cut+1:]
-	for len(text) > maxBytes {
-		i := bytes.IndexByte(text, '\n')
-		if i < 0 || len(text)-i-1 == 0 {
-			text = text[len(text)-maxBytes:]
+	kept := text[cut+1:]
+	for len(kept) > maxBytes {
+		i := bytes.IndexByte(kept, '\n')
+		if i < 0 || len(kept)-i-1 == 0 {
+			kept = trimToRuneStart(kept[len(kept)-maxBytes:])
 			break
 		}
-		text = text[i+1:]
+		kept = kept[i+1:]
 	}
-	return &LogChunk{Text: text, Start: end - int64(len(text)), Next: end, Size: max(size, end), Running: running}
+	// Where kept begins in the stored log: at a recorded line start when
+	// it begins a line, else (a line longer than maxBytes) counted back
+	// from the end.
+	startAt := max(end-int64(len(kept)), from)
+	if skip := len(text) - len(kept); skip == 0 {
+		startAt = from
+	} else if i, ok := slices.BinarySearchFunc(starts, skip, func(l lineStart, t int) int { return l.text - t }); ok {
+		startAt = starts[i].stored
+	}
+	return &LogChunk{Text: kept, Start: min(startAt, end), Next: end, Size: a.size, Running: a.running}
+}
+
+// trimToRuneStart drops the continuation bytes of a UTF-8 character cut at
+// the start of b.
+func trimToRuneStart(b []byte) []byte {
+	for i := 0; i < len(b) && i < utf8.UTFMax; i++ {
+		if utf8.RuneStart(b[i]) {
+			return b[i:]
+		}
+	}
+	return b
 }
 
 // Search limits (docs/tools.md, search_build_log).
@@ -423,7 +507,11 @@ func (c *Client) SearchLog(ctx context.Context, cred Credential, job jobpath.Pat
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	answer := time.AfterFunc(c.opts.Timeout, func() { cancel(errNoAnswer) })
-	resp, _, _, err := c.openLog(reqCtx, cred, job, number, 0)
+	// consoleText (Run.doConsoleText) is the whole log without console
+	// notes on every Jenkins version, with its stored line ends (no CR
+	// added to each LF), streamed; progressiveText before 2.509 builds
+	// its whole answer in Jenkins's heap first (JENKINS-75081).
+	resp, err := c.do(reqCtx, call{op: op, method: http.MethodGet, rel: buildRel(job, number) + "consoleText", cred: cred})
 	answer.Stop()
 	if context.Cause(reqCtx) == errNoAnswer {
 		// The client's timeout ran out before the answer came (or just as
@@ -658,9 +746,10 @@ func (r *ring) strings() []string {
 
 // lineReader splits a log into lines without copying them.
 type lineReader struct {
-	br   *bufio.Reader
-	long []byte // a cut line whose rest is being skipped
-	done bool
+	br    *bufio.Reader
+	long  []byte // a cut line whose rest is being skipped
+	strip []byte // a line without its console notes
+	done  bool
 }
 
 func newLineReader(r io.Reader) *lineReader {
@@ -676,26 +765,20 @@ func (lr *lineReader) next() (line []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	frag, err := lr.br.ReadSlice('\n')
+	cut := false
 	switch err {
 	case nil:
-		if len(frag) > maxLineBytes {
-			line = trimToRune(frag[:maxLineBytes])
-		} else {
-			line = frag[:len(frag)-1]
-		}
+		line = frag[:len(frag)-1]
 	case io.EOF:
 		lr.done = true
 		if len(frag) == 0 {
 			return nil, false, nil
 		}
 		line = frag
-		if len(line) > maxLineBytes {
-			line = trimToRune(line[:maxLineBytes])
-		}
 	case bufio.ErrBufferFull:
 		// A line longer than the buffer: keep its start, skip the rest.
-		lr.long = append(lr.long[:0], trimToRune(frag[:maxLineBytes])...)
-		line = lr.long
+		lr.long = append(lr.long[:0], frag...)
+		line, cut = lr.long, true
 		for err == bufio.ErrBufferFull {
 			_, err = lr.br.ReadSlice('\n')
 		}
@@ -709,5 +792,15 @@ func (lr *lineReader) next() (line []byte, ok bool, err error) {
 	default:
 		return nil, false, fmt.Errorf("reading log: %w", err)
 	}
-	return bytes.TrimSuffix(line, []byte{'\r'}), true, nil
+	if bytes.IndexByte(line, 0x1b) >= 0 {
+		// Console notes (Jenkins 2.509 and later sends them raw): removed
+		// before the line is cut, so a cut never shows half a note.
+		lr.strip = stripNotes(lr.strip[:0], bytes.TrimSuffix(line, []byte{'\r'}), cut)
+		line = lr.strip
+	}
+	if len(line) > maxLineBytes {
+		line = trimToRune(line[:maxLineBytes])
+	}
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	return line, true, nil
 }

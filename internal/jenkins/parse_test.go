@@ -225,7 +225,8 @@ func TestTailChunk(t *testing.T) {
 		{4, 12, "three\nfour\n"},
 		{1, 3, "ur\n"},
 	} {
-		c := tailChunk(buf, 100, 119, false, tc.n, tc.max)
+		starts := []lineStart{{4, 104}, {8, 108}, {14, 114}, {19, 119}}
+		c := tailChunk(buf, 100, 119, starts, &logAnswer{size: 119}, tc.n, tc.max)
 		if string(c.Text) != tc.want {
 			t.Errorf("tail %d max %d = %q, want %q", tc.n, tc.max, c.Text, tc.want)
 		}
@@ -234,7 +235,7 @@ func TestTailChunk(t *testing.T) {
 		}
 	}
 	// No trailing newline: the last partial line counts as a line.
-	if c := tailChunk([]byte("a\nb"), 0, 3, true, 1, 10); string(c.Text) != "b" || !c.Running {
+	if c := tailChunk([]byte("a\nb"), 0, 3, []lineStart{{2, 2}}, &logAnswer{size: 3, running: true}, 1, 10); string(c.Text) != "b" || !c.Running {
 		t.Errorf("tail without newline = %q", c.Text)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRepeatConsole_ReadAt(t *testing.T) {
@@ -62,6 +63,8 @@ func TestAddBuild_GeneratedConsole(t *testing.T) {
 	}{
 		{"0", text}, {"5", text[5:]}, {itoa(len(text)), ""}, {itoa(len(text) + 1), text}, {"-3", text}, {"x", text},
 	} {
+		// LineEndNormalizingWriter: every LF is sent as CR LF.
+		tc.want = strings.ReplaceAll(tc.want, "\n", "\r\n")
 		w := call(t, s, "GET", "/job/j/"+itoa(n)+"/logText/progressiveText?start="+tc.start, "bob")
 		if w.Code != 200 || w.Body.String() != tc.want || w.Header().Get("X-Text-Size") != itoa(len(text)) || w.Header().Get("X-More-Data") != "" {
 			t.Errorf("progressiveText?start=%s: %d, %d bytes, X-Text-Size %q X-More-Data %q", tc.start, w.Code, w.Body.Len(),
@@ -98,8 +101,9 @@ func TestAddBuild_GeneratedConsoleIsNotHeld(t *testing.T) {
 	r := newRequest("GET", "/job/j/"+itoa(n)+"/logText/progressiveText?start=0", "bob")
 	s.ServeHTTP(w, r)
 	runtime.ReadMemStats(&after)
-	if w.n != 256<<20 {
-		t.Fatalf("served %d bytes, want %d", w.n, 256<<20)
+	// 256 MiB of 64-byte lines, each LF sent as CR LF.
+	if want := int64(256<<20 + 4096*1024); w.n != want {
+		t.Fatalf("served %d bytes, want %d", w.n, want)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
 		t.Errorf("serving a 256 MiB generated console allocated %d MiB", alloc>>20)
@@ -128,4 +132,65 @@ func newRequest(method, target, user string) *http.Request {
 	r := httptest.NewRequest(method, "http://jenkins.test"+target, nil)
 	r.SetBasicAuth(user, user+"-token")
 	return r
+}
+
+// progressiveText as Stapler writes it, on both sides of 2.509: CR LF line
+// ends; before 2.509 notes stripped but counted in X-Text-Size (and, while
+// running, X-Text-Size is where the text stops); from 2.509 notes raw and
+// X-Text-Size the log's length even when the text stops at the last line
+// end. consoleText strips notes on every version and keeps LF.
+func TestProgressiveText_BothSidesOf2509(t *testing.T) {
+	t.Parallel()
+	note := HyperlinkNote("/user/bob", "Bob Jones")
+	stored := "Started by user " + note + "\nx\n"
+	for _, tc := range []struct {
+		version string
+		body    string
+	}{
+		{"2.508", "Started by user Bob Jones\r\nx\r\n"},
+		{"2.509", "Started by user " + note + "\r\nx\r\n"},
+		{CurrentLTS, "Started by user " + note + "\r\nx\r\n"},
+	} {
+		clk := NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		s := New(&Options{Version: tc.version, Clock: clk, Executors: -1})
+		s.AddUser("bob", "Bob Jones", "bob-token")
+		s.Grant("bob", "", PermAdminister)
+		if err := s.AddJob("j", JobSpec{Log: []string{"x"}}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.AddBuild("j", BuildSpec{UserID: "bob", Building: true, Timestamp: clk.Now(), Duration: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(6 * time.Second) // "x" is printed at +5s
+		w := call(t, s, "GET", "/job/j/"+itoa(n)+"/logText/progressiveText?start=0", "bob")
+		if w.Body.String() != tc.body || w.Header().Get("X-Text-Size") != itoa(len(stored)) || w.Header().Get("X-More-Data") != "true" {
+			t.Errorf("%s: %q X-Text-Size %s, want %q and %d", tc.version, w.Body.String(), w.Header().Get("X-Text-Size"), tc.body, len(stored))
+		}
+		if got := call(t, s, "GET", "/job/j/"+itoa(n)+"/consoleText", "bob").Body.String(); got != "Started by user Bob Jones\nx\n" {
+			t.Errorf("%s: consoleText %q", tc.version, got)
+		}
+		// Jenkins's notes are about 200 bytes (ConsoleNote.encodeToBytes).
+		if len(note) < 150 || len(note) > 300 {
+			t.Errorf("a user's hyperlink note is %d bytes, want about 200", len(note))
+		}
+	}
+}
+
+// A running build's text stops after its last line end; from 2.509 on
+// X-Text-Size still says the log's length.
+func TestProgressiveText_RunningPartialLine(t *testing.T) {
+	t.Parallel()
+	log := []byte("a\nb\npart")
+	if got := writtenEnd(log, 0); got != 4 {
+		t.Errorf("writtenEnd = %d, want 4", got)
+	}
+	pre, _ := io.ReadAll(newLineEndReader(newPlainTextReader(bytes.NewReader(log), false)))
+	if string(pre) != "a\r\nb\r\n" {
+		t.Errorf("before 2.509 the unfinished line stays in the stream: %q", pre)
+	}
+	whole, _ := io.ReadAll(newPlainTextReader(bytes.NewReader([]byte("a\r\nb\rc\x1b[8mha:QQ==\x1b[0md")), true))
+	if string(whole) != "a\r\nb\rcd" {
+		t.Errorf("consoleText keeps the last line and line ends: %q", whole)
+	}
 }

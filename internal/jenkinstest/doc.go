@@ -20,6 +20,7 @@
 //     nesting to any depth, ranges {M,N} {M,} {,N} {N}, unknown names
 //     ignored, "_class" always kept; JSON is written lazily, guided by the
 //     tree, so a listing never computes fields it was not asked for.
+//
 //   - Triggering: POST build and buildWithParameters (query or form
 //     parameters, defaults, choice validation), answered 201 with the
 //     queue item's absolute Location made from the request. An identical
@@ -40,6 +41,7 @@
 //     LeftItem once started or cancelled, readable for LeftItemTTL after.
 //     POST queue/cancelItem answers 204, 404, 422 (and 500 for an item
 //     that already left, as Jenkins does).
+//
 //   - Builds: run for their job's Duration on a limited number of
 //     executors, print their console lines over that time (consoleText,
 //     logText/progressiveText with X-Text-Size and X-More-Data), finish
@@ -77,6 +79,22 @@
 //     every event due since the last one, at the event's own time (a build
 //     starts when the quiet period ended or the executor freed), so with a
 //     FakeClock the answers depend only on the clock readings.
+//
+//   - Console text: the stored log holds console notes as Jenkins writes
+//     them (ESC[8mha:<base64>ESC[0m, ~200 bytes: a hyperlink note in
+//     "Started by user", "Aborted by" and "Running on", a hidden
+//     NewNodeConsoleNote before each generated "[Pipeline]" line).
+//     logText/progressiveText is Stapler's LargeText.doProgressText: every
+//     LF sent as CR LF (LineEndNormalizingWriter), start past the end
+//     restarts at 0, X-More-Data while running, and while running the text
+//     stops after the last line end (at most 10000 lines). Options.Version
+//     picks the side of 2.509 (JENKINS-75081): before, notes are stripped
+//     (PlainTextConsoleOutputStream) but counted in X-Text-Size, which is
+//     where the text stopped, and a last line without an end is not sent;
+//     from 2.509 on, notes are sent raw and X-Text-Size is the log's
+//     length. consoleText (Run.doConsoleText) strips notes on every
+//     version and keeps the stored line ends. DefaultVersion is before
+//     2.509; the demo claims CurrentLTS.
 //
 // # What is not
 //

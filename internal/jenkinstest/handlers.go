@@ -1,6 +1,7 @@
 package jenkinstest
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -180,14 +181,21 @@ func (s *Server) routeBuild(rc *reqCtx, b *build, p perm, rest []string) *reply 
 			return s.render(rc, defaultBuildTree, p, func(e *enc, t *tree) { writeObject(e, s.schema.build, b, t) })
 		})
 	case is(rest, "consoleText"):
+		// Jenkins: core/src/main/java/hudson/model/Run.java, doConsoleTextImpl:
+		// the log as stored (line ends untouched) through a
+		// PlainTextConsoleOutputStream, so without console notes, on every
+		// version; it is closed, so a last line without an end is kept.
 		return api(rc, func() *reply {
+			var src io.Reader
 			if b.console != nil {
-				return streamReply(http.StatusOK, "text/plain; charset=utf-8", io.NewSectionReader(b.console, 0, b.console.Size()))
+				src = io.NewSectionReader(b.console, 0, b.console.Size())
+			} else {
+				src = bytes.NewReader(clone(b.log))
 			}
-			return newReply(http.StatusOK, "text/plain; charset=utf-8", clone(b.log))
+			return streamReply(http.StatusOK, "text/plain;charset=UTF-8", newPlainTextReader(src, true))
 		})
 	case is(rest, "logText", "progressiveText"):
-		return api(rc, func() *reply { return progressiveText(rc, b) })
+		return api(rc, func() *reply { return s.progressiveText(rc, b) })
 	case is(rest, "testReport", "api", "json"):
 		return api(rc, func() *reply {
 			r := b.testReport()
@@ -211,24 +219,51 @@ func (s *Server) routeBuild(rc *reqCtx, b *build, p perm, rest []string) *reply 
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
-// progressiveText is Stapler's LargeText.doProgressText: the log from byte
-// offset start (0 if start is past the end: the log rolled over), with the
-// new end in X-Text-Size and X-More-Data while the build runs.
-func progressiveText(rc *reqCtx, b *build) *reply {
-	size := int64(len(b.log))
+// progressiveText is Stapler's LargeText.doProgressText as Jenkins's
+// AnnotatedLargeText serves it at logText/progressiveText: the log from byte
+// offset start (0 if start is past the end: "text rolled over"), every LF
+// written as CR LF (LineEndNormalizingWriter), X-More-Data while the build
+// runs. While it runs, the text stops after the last line end (and after
+// at most 10000 lines).
+//
+// Before 2.509 (Stapler before 1979) doProgressTextImpl calls writeLogTo,
+// which AnnotatedLargeText overrides to strip console notes through a
+// PlainTextConsoleOutputStream, under a CountingOutputStream that counts
+// the stored bytes: X-Text-Size is start plus the stored bytes written,
+// and a last line without an end is never written (the stream is flushed,
+// not closed). From 2.509 on it writes the stored bytes raw, console notes
+// included, and X-Text-Size is the log's length, also while the build
+// runs and the text stops earlier.
+//
+// Stapler: core/src/main/java/org/kohsuke/stapler/framework/io/LargeText.java,
+// doProgressTextImpl, writeLogTo, writeLogUncounted; Jenkins:
+// core/src/main/java/hudson/console/AnnotatedLargeText.java, writeLogTo(long,
+// OutputStream), delegateToWriteLogTo.
+func (s *Server) progressiveText(rc *reqCtx, b *build) *reply {
+	length := int64(len(b.log))
 	if b.console != nil {
-		size = b.console.Size()
+		length = b.console.Size()
 	}
 	start, err := strconv.ParseInt(rc.r.URL.Query().Get("start"), 10, 64)
-	if err != nil || start < 0 || start > size {
+	if err != nil || start < 0 || start > length {
 		start = 0
 	}
-	var rp *reply
-	if b.console != nil {
-		rp = streamReply(http.StatusOK, "text/plain;charset=UTF-8", io.NewSectionReader(b.console, start, size-start))
-	} else {
-		rp = newReply(http.StatusOK, "text/plain;charset=UTF-8", clone(b.log[start:]))
+	end := length
+	if b.building {
+		end = writtenEnd(b.log, start)
 	}
+	var src io.Reader
+	if b.console != nil {
+		src = io.NewSectionReader(b.console, start, end-start)
+	} else {
+		src = bytes.NewReader(clone(b.log[start:end]))
+	}
+	size := length
+	if !rawProgressiveText(s.version) {
+		src = newPlainTextReader(src, false)
+		size = end
+	}
+	rp := streamReply(http.StatusOK, "text/plain;charset=UTF-8", newLineEndReader(src))
 	rp.header.Set("X-Text-Size", strconv.FormatInt(size, 10))
 	if b.building {
 		rp.header.Set("X-More-Data", "true")
@@ -493,11 +528,7 @@ func (s *Server) stop(rc *reqCtx, b *build, p perm) *reply {
 		return rc.accessDenied(PermCancel, "Job/Cancel")
 	}
 	if b.building {
-		by := Anonymous
-		if rc.user != nil {
-			by = rc.user.fullName
-		}
-		s.abort(b, rc.now, by)
+		s.abort(b, rc.now, rc.user)
 	}
 	rp := newReply(http.StatusFound, "", nil)
 	loc := rc.r.Header.Get("Referer")

@@ -279,6 +279,17 @@ type cause struct {
 	userID, userName string // "" userID: timer
 }
 
+// logLine is the cause as Cause.print writes it to the log: a user's name
+// is a hyperlink note to the user (ModelHyperlinkNote.encodeTo).
+//
+// Jenkins: core/src/main/java/hudson/model/Cause.java, UserIdCause.print.
+func (c cause) logLine() string {
+	if c.userID == "" {
+		return "Started by timer"
+	}
+	return "Started by user " + HyperlinkNote("/user/"+strings.ToLower(c.userID), c.userName)
+}
+
 func (c cause) short() string {
 	if c.userID == "" {
 		return "Started by timer"

@@ -81,8 +81,14 @@ type Options struct {
 	LegacyJUnitStatus bool
 }
 
-// DefaultVersion is the Jenkins version the simulator claims by default.
+// DefaultVersion is the Jenkins version the simulator claims by default:
+// an LTS before 2.509, whose progressiveText strips console notes.
 const DefaultVersion = "2.479.3"
+
+// CurrentLTS is the newest Jenkins LTS release (tag jenkins-2.568.2 of
+// jenkinsci/jenkins), which the demo claims: its progressiveText sends
+// console notes raw (2.509 and later).
+const CurrentLTS = "2.568.2"
 
 const crumbField = "Jenkins-Crumb"
 

@@ -2,6 +2,7 @@ package jenkinstest
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -234,7 +235,7 @@ func (s *Server) finish(b *build) {
 }
 
 // abort stops a running build at time t, as Executor.doStop does.
-func (s *Server) abort(b *build, t time.Time, by string) {
+func (s *Server) abort(b *build, t time.Time, by *user) {
 	b.emitUntil(t)
 	b.building = false
 	b.result = "ABORTED"
@@ -247,7 +248,14 @@ func (s *Server) abort(b *build, t time.Time, by string) {
 	} else {
 		b.duration = 0
 	}
-	b.log = append(b.log, "Aborted by "+by+"\n"...)
+	// Jenkins: core/src/main/java/jenkins/model/CauseOfInterruption.java,
+	// UserInterruption.print: "Aborted by " and a hyperlink note to the user.
+	if by == nil {
+		// An anonymous stop (a grant to Anonymous): no user to link to.
+		b.log = append(b.log, "Aborted by "+Anonymous+"\n"...)
+	} else {
+		b.log = append(b.log, "Aborted by "+HyperlinkNote("/user/"+strings.ToLower(by.id), by.fullName)+"\n"...)
+	}
 	b.finishLog()
 	s.running = slices.DeleteFunc(s.running, func(x *build) bool { return x == b })
 	s.dispatch(t)
@@ -377,7 +385,7 @@ func (b *build) emit() {
 	b.log = append(b.log, line...)
 	b.log = append(b.log, '\n')
 	b.emitted++
-	if line == junitStepLine && b.job.spec.Class == ClassWorkflowJob {
+	if b.job.spec.Class == ClassWorkflowJob && string(stripNotes(nil, []byte(line))) == junitStepLine {
 		b.published = true
 	}
 }
@@ -389,7 +397,7 @@ const junitStepLine = "[Pipeline] junit"
 // cause, repeated ones included.
 func (b *build) startLog() {
 	for _, c := range b.causes {
-		b.log = append(b.log, c.short()...)
+		b.log = append(b.log, c.logLine()...)
 		b.log = append(b.log, '\n')
 	}
 }
@@ -417,7 +425,7 @@ func jobLines(j *item) []string {
 	}
 	ws := "/var/jenkins_home/workspace/" + j.fullName
 	if j.spec.Class == ClassWorkflowJob {
-		return []string{
+		return withNotes([]string{
 			"[Pipeline] Start of Pipeline",
 			"[Pipeline] node",
 			"Running on Jenkins in " + ws,
@@ -438,7 +446,7 @@ func jobLines(j *item) []string {
 			"[Pipeline] }",
 			"[Pipeline] // node",
 			"[Pipeline] End of Pipeline",
-		}
+		})
 	}
 	return []string{
 		"Running as SYSTEM",

@@ -54,11 +54,12 @@ func BenchmarkSearchBuildLog(b *testing.B) {
 			})
 		})
 	}
+	// What the search reads: consoleText.
 	b.Run("baseline_read_stream", func(b *testing.B) {
 		hs := httptest.NewServer(sim)
 		defer hs.Close()
 		run(b, func(b *testing.B) {
-			req, _ := http.NewRequest("GET", hs.URL+"/job/big/1/logText/progressiveText?start=0", nil)
+			req, _ := http.NewRequest("GET", hs.URL+"/job/big/1/consoleText", nil)
 			req.SetBasicAuth("admin", "admin-token")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

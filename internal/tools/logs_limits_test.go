@@ -322,7 +322,7 @@ func TestSearchBuildLog_StalledLogTimesOutWithWhatWasFound(t *testing.T) {
 	defer tools.SetSearchTimeout(800 * time.Millisecond)()
 	var stalled atomic.Bool
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasSuffix(r.URL.Path, "/logText/progressiveText") {
+		if !strings.HasSuffix(r.URL.Path, "/consoleText") {
 			http.NotFound(w, r)
 			return
 		}

@@ -35,12 +35,12 @@ func newHeldLogs() *heldLogs {
 }
 
 func (h *heldLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasSuffix(r.URL.Path, "/logText/progressiveText") {
+	if !strings.HasSuffix(r.URL.Path, "/consoleText") {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("X-Text-Size", "100000")
-	w.Header().Set("X-More-Data", "true")
+	// consoleText, which a search reads: no offsets, the stripped text.
+	w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
 	fmt.Fprint(w, "one\nERROR first\ntwo\n")
 	w.(http.Flusher).Flush()
 	h.arrived <- struct{}{}
