@@ -122,12 +122,18 @@ func freeAddr(t *testing.T) string {
 // keys by the caller) and starts `butler serve`, waiting for /healthz.
 func startServe(t *testing.T, addr, yaml string, env ...string) *butlerServer {
 	t.Helper()
+	return startServeBin(t, butlerBin, addr, yaml, env...)
+}
+
+// startServeBin is startServe with another build of butler.
+func startServeBin(t *testing.T, bin, addr, yaml string, env ...string) *butlerServer {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "butler.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(butlerBin, "serve", "--config", cfgPath)
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Env = append(append(os.Environ(), vaultKeyEnv), env...)
 	s := &butlerServer{url: "http://" + addr, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = s.stderr

@@ -36,6 +36,7 @@
 //     (FileParameterDefinition): no default (null), a form value is
 //     dropped and only an uploaded multipart file becomes a value
 //     (FileParameterValue, no "value").
+//
 //   - The queue: WaitingItem during the quiet period, BlockedItem while a
 //     non-concurrent job builds, BuildableItem while no executor is free,
 //     LeftItem once started or cancelled, readable for LeftItemTTL after.
@@ -57,6 +58,7 @@
 //     Referer or to the build as the request named it. Permalinks lastBuild, lastCompletedBuild,
 //     lastSuccessfulBuild, lastFailedBuild, lastStableBuild,
 //     lastUnstableBuild and lastUnsuccessfulBuild resolve.
+//
 //   - Security: API-token Basic authentication, 401 for a wrong token;
 //     optionally bearer tokens like the jwt-auth-filter plugin, which
 //     ignores a token it refuses, so the request runs as anonymous (or,
@@ -74,6 +76,7 @@
 //     HTML pages: the accessDenied page for a user, the login redirect for
 //     anonymous. Crumbs are bound to a session cookie and a user; a POST
 //     without credentials needs one.
+//
 //   - Time: everything is driven by an injected Clock. The simulation is
 //     discrete-event: each request (and each public method) first replays
 //     every event due since the last one, at the event's own time (a build
