@@ -300,10 +300,15 @@ func FuzzParseJenkinsJSON(f *testing.F) {
 	dir := filepath.Join("..", "..", "testdata", "jenkins")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	more, _ := filepath.Glob(filepath.Join(dir, "node-jenkins", "*.json"))
+	if len(files) == 0 || len(more) == 0 {
+		f.Fatalf("Jenkins fixtures not found in %s", dir) // a missing fixture fails, never skips
+	}
 	for _, name := range append(files, more...) {
-		if data, err := os.ReadFile(name); err == nil {
-			f.Add(data)
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(data)
 	}
 	f.Add([]byte(`{"jobs":[{"name":"a","jobs":[{"name":"b"}]}]}`))
 	f.Add([]byte(`{"jobs":[{"jobs":[{"name":"b","url":"http://j/job/a/job/b/","lastBuild":{"number":3}}],"name":"a","url":"http://j/job/a/"},{"name":"c d","url":"http://j/job/c%20d/"}]}`))

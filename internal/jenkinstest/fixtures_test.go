@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -303,5 +304,93 @@ func TestConsoleTextShape(t *testing.T) {
 		if last := lines[len(lines)-1]; last != "Finished: SUCCESS" || ours[len(ours)-1] != last {
 			t.Errorf("%s: last lines %q / %q", f, last, ours[len(ours)-1])
 		}
+	}
+}
+
+// unusedFixtures are the recorded files no test reads, each with why.
+var unusedFixtures = map[string]string{
+	"build-number.txt":    "Run's buildNumber plain-text view (/job/x/lastBuild/buildNumber): Butler reads numbers from api/json",
+	"build-timestamp.txt": "Run's buildTimestamp plain-text view: Butler reads timestamps from api/json",
+}
+
+// notFixtures are the files of testdata/jenkins that are not responses.
+var notFixtures = map[string]bool{"README.md": true, "LICENSE-jenkins-rest.txt": true, "node-jenkins/LICENSE": true}
+
+// TestFixtureInventory keeps testdata/jenkins and its README in step with
+// the tests: every file the README names exists, and every recorded file
+// is read by some test (a quoted name in a test file of internal/jenkins
+// or internal/jenkinstest, outside this inventory), is a fixture of an API
+// Butler does not use (outOfScope), or is listed in unusedFixtures with a
+// reason. A fresh clone runs every fidelity test: a missing fixture fails.
+func TestFixtureInventory(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join(fixtureDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("`([A-Za-z0-9._/-]+\\.(?:json|txt))`").FindAllSubmatch(readme, -1)
+	if len(named) == 0 {
+		t.Fatal("README.md names no fixture file")
+	}
+	for _, m := range named {
+		name := string(m[1])
+		if _, err := os.Stat(filepath.Join(fixtureDir, name)); err != nil {
+			if _, err2 := os.Stat(filepath.Join(fixtureDir, "node-jenkins", name)); err2 != nil {
+				t.Errorf("README.md names %s, which is missing: %v", name, err)
+			}
+		}
+	}
+	// The test sources that read fixtures, without this inventory's lists.
+	var src strings.Builder
+	for _, dir := range []string{".", "../jenkins"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no test files in %s: %v", dir, err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := string(b)
+			if i := strings.Index(text, "// unusedFixtures are"); i >= 0 {
+				text = text[:i]
+			}
+			src.WriteString(text)
+		}
+	}
+	all := src.String()
+	count := 0
+	err = filepath.WalkDir(fixtureDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(fixtureDir, p)
+		rel = filepath.ToSlash(rel)
+		if notFixtures[rel] {
+			return nil
+		}
+		count++
+		_, out := outOfScope[rel]
+		_, unused := unusedFixtures[rel]
+		used := strings.Contains(all, `"`+rel+`"`)
+		switch {
+		case unused && used:
+			t.Errorf("%s is listed as unused but a test reads it: remove it from unusedFixtures", rel)
+		case !out && !unused && !used:
+			t.Errorf("fixture %s is read by no test: use it, or list it in unusedFixtures or outOfScope with a reason", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range unusedFixtures {
+		if _, err := os.Stat(filepath.Join(fixtureDir, name)); err != nil {
+			t.Errorf("unusedFixtures lists %s, which is missing: %v", name, err)
+		}
+	}
+	if count < 30 {
+		t.Errorf("only %d fixtures in %s", count, fixtureDir)
 	}
 }
