@@ -332,6 +332,15 @@ func FuzzParseJenkinsJSON(f *testing.F) {
 		_, _ = ParseTestReport(data)
 		_, _ = ParseUser(data)
 		checkListingAgainstReference(t, data)
+		if items, err := parseStatusTree(data); err == nil {
+			found := map[string]JobStatus{}
+			collectStatuses("f", items, found)
+			for name := range found {
+				if !strings.HasPrefix(name, "f/") || strings.HasSuffix(name, "/") {
+					t.Fatalf("status recorded under %q", name)
+				}
+			}
+		}
 	})
 }
 
