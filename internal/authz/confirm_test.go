@@ -65,9 +65,9 @@ func TestConfirm_OnlyTheAllowingPermitsCount(t *testing.T) {
 func TestConfirm_BadAnnotationsRefused(t *testing.T) {
 	t.Parallel()
 	for src, want := range map[string]string{
-		`@id("x") @confirm("") permit (principal, action, resource);`:           "empty @confirm",
-		`@id("x") @confirm("  ") permit (principal, action, resource);`:         "empty @confirm",
-		`@id("x") @confirm("sure?") forbid (principal, action, resource);`:      "@confirm on a forbid",
+		`@id("x") @confirm("") permit (principal, action, resource);`:                                                        "empty @confirm",
+		`@id("x") @confirm("  ") permit (principal, action, resource);`:                                                      "empty @confirm",
+		`@id("x") @confirm("sure?") forbid (principal, action, resource);`:                                                   "@confirm on a forbid",
 		"@id(\"ok\") permit (principal, action, resource);\n@id(\"x\") @confirm(\"\") permit (principal, action, resource);": `p.cedar:2:1: policy "x": empty @confirm`,
 	} {
 		err := ValidatePolicy([]byte(src), "p.cedar")
