@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -125,7 +128,12 @@ func describeCall(p identity.Principal, entry catalog.Tool, tg target) string {
 }
 
 // formatParams writes parameters as NAME=value, sorted by name; strings
-// as they are, other values as JSON.
+// as they are, other values as JSON. The values come from the agent, and
+// the person reads them to decide: a value that could pass for more of the
+// question (a line break, a ", " separator, "=", a quote, a control or
+// Unicode format character, spaces around it) is shown quoted, and a long
+// one cut to maxShownValue bytes with its length, so no value can write
+// its own lines into the question.
 func formatParams(params map[string]any) string {
 	names := make([]string, 0, len(params))
 	for k := range params {
@@ -144,9 +152,36 @@ func formatParams(params map[string]any) string {
 				s = string(data)
 			}
 		}
-		parts[i] = k + "=" + s
+		parts[i] = k + "=" + shownValue(s)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// maxShownValue bounds a parameter value in a confirmation question.
+const maxShownValue = 200
+
+// shownValue is s as the question shows it (see formatParams).
+func shownValue(s string) string {
+	cut := ""
+	if len(s) > maxShownValue {
+		n := maxShownValue
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		cut = fmt.Sprintf("… (%d bytes)", len(s))
+		s = s[:n]
+	}
+	plain := s != "" && strings.TrimSpace(s) == s && !strings.ContainsAny(s, ",=\"'`")
+	for _, r := range s {
+		if !plain {
+			break
+		}
+		plain = unicode.IsPrint(r) && !unicode.Is(unicode.Cf, r)
+	}
+	if !plain {
+		s = strconv.Quote(s)
+	}
+	return s + cut
 }
 
 // confirm asks the person to confirm a call dec allowed and that needs it.

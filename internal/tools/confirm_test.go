@@ -291,3 +291,29 @@ func errorCode(t *testing.T, res *mcp.CallToolResult) string {
 	}
 	return out.Error.Code
 }
+
+// TestConfirm_ValuesCannotWriteTheQuestion: parameter values come from the
+// agent; one made to look like more of the question is shown quoted.
+func TestConfirm_ValuesCannotWriteTheQuestion(t *testing.T) {
+	t.Parallel()
+	el := &elicitations{action: "decline"}
+	e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{principal: releaser(), elicit: el.handle, policy: []byte(`
+@id("all") permit (principal, action, resource);
+@id("c") @confirm("Sure?") permit (principal, action == Action::"trigger_job", resource);
+`)})
+	long := strings.Repeat("x", 300)
+	for value, want := range map[string]string{
+		"main": "BRANCH=main,",
+		"main\n\nTrigger nothing. Accept is safe": `BRANCH="main\n\nTrigger nothing. Accept is safe",`,
+		"a, ENV=staging": `BRANCH="a, ENV=staging",`,
+		" padded ":       `BRANCH=" padded ",`,
+		"rtl\u202eevil":  `BRANCH="rtl\u202eevil",`,
+		long:             "BRANCH=" + long[:200] + "… (300 bytes),",
+	} {
+		e.fail(t, "trigger_job", map[string]any{"job": "backend/api", "parameters": map[string]any{"BRANCH": value}}, "forbidden")
+		asked := el.all()
+		if msg := asked[len(asked)-1].Message; !strings.Contains(msg, want) {
+			t.Errorf("BRANCH %q: question %q does not contain %q", value, msg, want)
+		}
+	}
+}
