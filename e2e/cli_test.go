@@ -97,7 +97,9 @@ func TestPolicyExplain(t *testing.T) {
 	}{
 		{[]string{"--user", "alice", "--group", "developers", "--tool", "trigger_job", "--job", "frontend/web-app"}, 0, "allow developers-write-outside-prod"},
 		{[]string{"--user", "alice", "--group", "developers", "--tool", "trigger_job", "--job", "prod/deploy"}, 3, "deny prod-write-release-only"},
-		{[]string{"--user", "bob", "--group", "release", "--tool", "trigger_job", "--job", "prod/deploy"}, 0, "allow release-write-prod"},
+		{[]string{"--user", "bob", "--group", "release", "--tool", "trigger_job", "--job", "prod/deploy"}, 0,
+			"allow (needs confirmation: This starts a build in production.) release-write-prod prod-trigger-confirm"},
+		{[]string{"--user", "bob", "--group", "release", "--tool", "stop_build", "--job", "prod/deploy"}, 0, "allow release-write-prod"},
 		{[]string{"--user", "dave", "--tool", "trigger_job", "--job", "frontend/web-app"}, 3, "deny"},
 		{[]string{"--user", "dave", "--tool", "get_job", "--job", "backend/api"}, 0, "allow users-read"},
 		{[]string{"--guest", "--tool", "health"}, 0, "allow guest-health"},

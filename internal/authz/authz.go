@@ -109,7 +109,16 @@ type Decision struct {
 	// A caller that learns more parameters must decide again; a denial
 	// without it is final whatever the parameters.
 	DependsOnParameters bool
+	// Confirm are the @confirm messages of the permits that allowed the
+	// call, in source order without repeats: when it is not empty, the
+	// call may run only after the person confirms it (CONTRACT §13). Empty
+	// for a denial.
+	Confirm []string
 }
+
+// NeedsConfirmation reports whether an allowed call may run only once the
+// person has confirmed it.
+func (d Decision) NeedsConfirmation() bool { return d.Allow && len(d.Confirm) > 0 }
 
 // Options configure an Authorizer.
 type Options struct {
@@ -431,11 +440,23 @@ func (a *Authorizer) judge(req Request, cr *cedarRequest, dec cedar.Decision, di
 			Reason: fmt.Sprintf("%s on %s denied: policy evaluation failed: %s", req.Tool, res, strings.Join(msgs, "; "))}
 	case dec == cedar.Allow:
 		p := ids()
-		return Decision{Allow: true, Policies: p,
+		return Decision{Allow: true, Policies: p, Confirm: a.confirmations(p),
 			Reason: fmt.Sprintf("%s %s %s %s on %s", policyWord(p), strings.Join(p, ", "), verb(len(p), "permits", "permit"), req.Tool, res)}
 	}
 	return Decision{Code: CodeForbidden,
 		Reason: fmt.Sprintf("no policy permits %s on %s for %s", req.Tool, res, cr.req.Principal)}
+}
+
+// confirmations are the @confirm messages of the policies ids, in source
+// order, each once.
+func (a *Authorizer) confirmations(ids []string) []string {
+	var out []string
+	for _, p := range a.policies {
+		if p.confirm != "" && slices.Contains(ids, string(p.id)) && !slices.Contains(out, p.confirm) {
+			out = append(out, p.confirm)
+		}
+	}
+	return out
 }
 
 func policyWord(ids []string) string {

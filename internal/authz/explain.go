@@ -117,12 +117,18 @@ func describe(cr *cedarRequest) *CedarRequest {
 // it, "allow users-read" or "deny prod-release-only", or "deny" alone when
 // no policy decided (nothing permits the call, or an earlier check
 // denied). The next lines say why, show the request as Cedar sees it and
-// list every policy's outcome.
+// list every policy's outcome. An allow that needs the person's
+// confirmation starts "allow (needs confirmation: <message>)", the
+// messages of several @confirm permits joined by "; ".
 func FormatExplanation(e Explanation) string {
 	var b strings.Builder
 	word := "deny"
 	if e.Decision.Allow {
 		word = "allow"
+	}
+	if e.Decision.NeedsConfirmation() {
+		// CONTRACT §13: "allow (needs confirmation: <message>)".
+		word = fmt.Sprintf("allow (needs confirmation: %s)", strings.Join(e.Decision.Confirm, "; "))
 	}
 	b.WriteString(strings.Join(append([]string{word}, e.Decision.Policies...), " "))
 	b.WriteByte('\n')

@@ -79,6 +79,7 @@ func TestExplain_Detail(t *testing.T) {
 		"admins-all":                    OutcomeNotSatisfied,
 		"prod-write-release-only":       OutcomeSatisfied,
 		"production-env-release-only":   OutcomeSatisfied,
+		"prod-trigger-confirm":          OutcomeNotSatisfied,
 	}
 	if diff := cmp.Diff(wantOutcomes, outcomes); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)

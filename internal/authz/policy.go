@@ -30,6 +30,10 @@ const defaultPolicyName = "default.cedar"
 // idAnnotation is the annotation that names a policy: @id("prod-release-only").
 const idAnnotation = "id"
 
+// confirmAnnotation marks a permit whose calls run only after the person
+// confirms them (CONTRACT §13): @confirm("Deploying to production").
+const confirmAnnotation = "confirm"
+
 // PolicyError is one problem in a policy source, located when possible.
 type PolicyError struct {
 	// File is the policy's name (Options.PolicyName).
@@ -81,6 +85,9 @@ type namedPolicy struct {
 	// them, or the whole context), so its outcome can change with a
 	// trigger's parameters.
 	readsParameters bool
+	// confirm is the message of the policy's @confirm annotation, "" when
+	// it has none. Only permits carry one.
+	confirm string
 }
 
 // policyList is a policy set that keeps the source order, so reasons and
@@ -132,12 +139,34 @@ func compile(src []byte, name string) (policyList, error) {
 		for _, msg := range checkReferences(p) {
 			errs = append(errs, &PolicyError{File: name, Line: pos.Line, Column: pos.Column, Policy: string(id), Msg: msg})
 		}
-		out = append(out, namedPolicy{id: id, policy: p, readsParameters: readsParameters(p)})
+		confirm, msg := confirmMessage(p)
+		if msg != "" {
+			errs = append(errs, &PolicyError{File: name, Line: pos.Line, Column: pos.Column, Policy: string(id), Msg: msg})
+		}
+		out = append(out, namedPolicy{id: id, policy: p, readsParameters: readsParameters(p), confirm: confirm})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// confirmMessage returns p's @confirm message, or the problem with it: an
+// empty message would ask the person nothing, and @confirm on a forbid
+// means nothing (a forbid never allows a call), so both are refused rather
+// than silently ignored.
+func confirmMessage(p *cedar.Policy) (message, problem string) {
+	v, ok := p.Annotations()[confirmAnnotation]
+	if !ok {
+		return "", ""
+	}
+	switch {
+	case p.Effect() == cedar.Forbid:
+		return "", "@confirm on a forbid: only a permit can ask for confirmation"
+	case strings.TrimSpace(string(v)) == "":
+		return "", "empty @confirm: the message is what the person is asked"
+	}
+	return strings.TrimSpace(string(v)), ""
 }
 
 // cedarPos finds the position cedar-go puts in its scanner and parser

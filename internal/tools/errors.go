@@ -35,6 +35,10 @@ const (
 	// HTTP layer did not answer them first (stdio, or defense in depth).
 	CodeUnauthenticated   = "unauthenticated"
 	CodeInsufficientScope = "insufficient_scope"
+	// CodeConfirmationRequired: a policy asks the person to confirm the
+	// call (@confirm, CONTRACT §13) and this client cannot ask them (no
+	// form-mode elicitation); the call did not run.
+	CodeConfirmationRequired = "confirmation_required"
 )
 
 // ReasonCredentialRejected is the reason of a jenkins_account_not_linked
@@ -52,10 +56,15 @@ type Error struct {
 	RequiredScopes     []string `json:"required_scopes,omitempty"`
 	ConnectURL         string   `json:"connect_url,omitempty"`
 	// Reason refines the code: ReasonCredentialRejected for a
-	// jenkins_account_not_linked whose credential Jenkins rejected.
+	// jenkins_account_not_linked whose credential Jenkins rejected,
+	// ReasonDeclined for a forbidden call the person declined to confirm.
 	Reason            string `json:"reason,omitempty"`
 	RetryAfterSeconds int    `json:"retry_after_seconds,omitempty"`
 	RequestID         string `json:"request_id,omitempty"`
+	// Confirmation is what the person would have to confirm, in words
+	// ("Trigger prod/deploy #? as alice with ENV=production"), for
+	// confirmation_required.
+	Confirmation string `json:"confirmation,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -77,7 +86,7 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case CodeConflict:
 		return http.StatusConflict
-	case CodeNotLinked:
+	case CodeNotLinked, CodeConfirmationRequired:
 		return http.StatusPreconditionRequired
 	case CodeRateLimited:
 		return http.StatusTooManyRequests
@@ -92,7 +101,8 @@ func statusOf(code string) int {
 // IsDenial reports whether code is a denial (audited as "deny") rather
 // than an error.
 func IsDenial(code string) bool {
-	return code == CodeForbidden || code == CodeUnauthenticated || code == CodeInsufficientScope
+	return code == CodeForbidden || code == CodeUnauthenticated || code == CodeInsufficientScope ||
+		code == CodeConfirmationRequired
 }
 
 // mapError turns any error from a tool into a tool error. It is the one

@@ -77,6 +77,14 @@ type envOpts struct {
 	wrap func(http.Handler) http.Handler
 	// simOpts adjusts the simulator's options before it is made.
 	simOpts func(*jenkinstest.Options)
+	// elicit, if set, is the client's elicitation handler.
+	elicit func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error)
+	// protocol is the MCP revision the client asks for; "" for the SDK's
+	// default.
+	protocol string
+	// noMultiRoundTrip turns off the client's automatic answering of
+	// input-required results (2026-07-28), so a test sees them.
+	noMultiRoundTrip bool
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -138,7 +146,8 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := connect(t, ts, o.caps)
+	cs := connectWith(t, ts, &mcp.ClientOptions{Capabilities: o.caps, ElicitationHandler: o.elicit,
+		MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: o.noMultiRoundTrip}}, &mcp.ClientSessionOptions{ProtocolVersion: o.protocol})
 	return &testEnv{sim: sim, clock: clock, session: cs, audit: rec, jenkins: jc}
 }
 
@@ -152,6 +161,12 @@ func tokenOf(user string) string {
 // connect serves ts to an MCP client over in-memory transports.
 func connect(tb testing.TB, ts *tools.Toolset, caps *mcp.ClientCapabilities) *mcp.ClientSession {
 	tb.Helper()
+	return connectWith(tb, ts, &mcp.ClientOptions{Capabilities: caps}, nil)
+}
+
+// connectWith is connect with the client's options and session options.
+func connectWith(tb testing.TB, ts *tools.Toolset, co *mcp.ClientOptions, so *mcp.ClientSessionOptions) *mcp.ClientSession {
+	tb.Helper()
 	server := mcp.NewServer(&mcp.Implementation{Name: "butler", Version: "test"}, nil)
 	ts.Register(server)
 	st, ct := mcp.NewInMemoryTransports()
@@ -161,7 +176,7 @@ func connect(tb testing.TB, ts *tools.Toolset, caps *mcp.ClientCapabilities) *mc
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ss.Close() })
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{Capabilities: caps}).Connect(ctx, ct, nil)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, co).Connect(ctx, ct, so)
 	if err != nil {
 		tb.Fatal(err)
 	}

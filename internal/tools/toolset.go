@@ -419,14 +419,26 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry ca
 	sc := t.scope(ctx, req.GetExtra())
 	ctx = request.NewContext(ctx, sc)
 	rec := audit.Begin(start, sc, entry.Name)
-	out, tg, policies, err := t.run(ctx, req, sc, entry, prepare)
+	out, tg, v, err := t.run(ctx, req, sc, entry, prepare)
 	rec.Resource(tg.resource)
+	if err == nil && v.ask != nil {
+		// 2026-07-28: the person is asked through the client, which calls
+		// again with the answer; this round ran nothing that changes
+		// Jenkins. Its record says so, and the retry gets its own.
+		t.record(ctx, rec.Denied(t.deps.Now(), CodeConfirmationRequired, "asked the person to confirm; the client calls again with the answer"))
+		return v.ask, nil
+	}
 	var res *mcp.CallToolResult
 	if err == nil {
 		res, err = success(out)
 	}
 	if err == nil {
-		t.record(ctx, rec.Allowed(t.deps.Now(), policies))
+		r := rec.Allowed(t.deps.Now(), v.policies)
+		if v.confirmed {
+			// CONTRACT §13: the audit record says confirmed.
+			r.Reason = "confirmed; " + r.Reason
+		}
+		t.record(ctx, r)
 		return res, nil
 	}
 	te := t.mapError(err, tg.whatOr(entry.Name), sc.ID)
@@ -477,8 +489,17 @@ func (tg target) whatOr(tool string) string {
 	return tool
 }
 
-// run takes a call through validation, the rate limit, the decision and
-// the tool itself. policies are the ids of the policies that allowed it.
+// verdict is how the checks of run let a call go ahead.
+type verdict struct {
+	policies  []string // the ids of the policies that allowed the call
+	confirmed bool     // the person confirmed it (@confirm)
+	// ask, when set, is the input-required result that asks the person to
+	// confirm (2026-07-28): the call has not run.
+	ask *mcp.CallToolResult
+}
+
+// run takes a call through validation, the rate limit, the decision, the
+// person's confirmation when a policy asks for it, and the tool itself.
 //
 // The decision is taken before anything reaches Jenkins whenever the
 // arguments are enough to take it. It is taken (again) after Jenkins has
@@ -489,7 +510,7 @@ func (tg target) whatOr(tool string) string {
 // (defaults included). Nothing that changes Jenkins runs before the final
 // decision.
 func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request.Scope, entry catalog.Tool,
-	prepare func(context.Context) (prepared, error)) (_ any, _ target, policies []string, err error) {
+	prepare func(context.Context) (prepared, error)) (_ any, _ target, v verdict, err error) {
 	p := sc.Principal
 	var sent *jenkins.Credential // the credential Jenkins was asked with, if any
 	defer func() {
@@ -508,34 +529,35 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 		// No call runs unaudited: when the audit log can take no more
 		// records, calls are refused.
 		if err := t.deps.Admit(); err != nil {
-			return nil, target{}, nil, err
+			return nil, target{}, verdict{}, err
 		}
 	}
 	pp, err := prepare(ctx)
 	tg := pp.target
 	if err != nil {
-		return nil, tg, nil, err
+		return nil, tg, verdict{}, err
 	}
 	if err := t.limit(ctx, sc); err != nil {
-		return nil, tg, nil, err
+		return nil, tg, verdict{}, err
 	}
 	// A queue tool under a policy that names jobs or folders is decided on
 	// the queued item's job, which only Jenkins can tell: before asking
 	// it, only authentication and scope are checked.
 	final := entry.Resource == catalog.ResourceQueueItem && t.deps.Authorizer.NamesItems()
+	var allowed authz.Decision // the decision that lets the call run
 	if final {
 		if d := t.deps.Authorizer.Precheck(authz.Request{Principal: p, Tool: entry.Name}); !d.Allow {
-			return nil, tg, nil, decisionError(d)
+			return nil, tg, verdict{}, decisionError(d)
 		}
 	} else {
 		d := t.authorize(ctx, p, entry, tg)
 		switch {
 		case !d.Allow && (pp.resolve == nil || !d.DependsOnParameters):
-			return nil, tg, nil, decisionError(d) // final whatever Jenkins would say
+			return nil, tg, verdict{}, decisionError(d) // final whatever Jenkins would say
 		case !d.Allow:
 			final = true // effective parameters may decide otherwise
 		default:
-			policies = d.Policies
+			allowed = d
 		}
 	}
 	c := &call{principal: p, requestID: sc.ID, target: tg, req: req}
@@ -543,11 +565,11 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 		if p.JenkinsUser == "" {
 			// jenkins.user_template gave no account for this user: no
 			// credential may be used for them, stored or exchanged.
-			return nil, tg, nil, Errorf(CodeForbidden, "no Jenkins account for this user (jenkins.user_template gives none)")
+			return nil, tg, verdict{}, Errorf(CodeForbidden, "no Jenkins account for this user (jenkins.user_template gives none)")
 		}
 		cred, err := t.deps.Credentials.For(ctx, p)
 		if err != nil {
-			return nil, tg, nil, err
+			return nil, tg, verdict{}, err
 		}
 		c.cred = cred
 		sent = &cred
@@ -557,12 +579,12 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 				if entry.ReadOnly {
 					// A reader must not learn more of an item than of a
 					// missing one.
-					return nil, tg, nil, Errorf(CodeNotFound, "%s does not exist, or you may not see it", tg.what)
+					return nil, tg, verdict{}, Errorf(CodeNotFound, "%s does not exist, or you may not see it", tg.what)
 				}
-				return nil, tg, nil, Errorf(CodeForbidden, "cannot tell which job this queue item is for, so the policy cannot allow it")
+				return nil, tg, verdict{}, Errorf(CodeForbidden, "cannot tell which job this queue item is for, so the policy cannot allow it")
 			}
 			if err != nil {
-				return nil, tg, nil, err
+				return nil, tg, verdict{}, err
 			}
 			if changed {
 				tg, c.target, final = canon, canon, true
@@ -571,18 +593,29 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 		if pp.resolve != nil {
 			params, err := pp.resolve(ctx, c)
 			if err != nil {
-				return nil, tg, nil, err
+				return nil, tg, verdict{}, err
 			}
 			tg.params, c.target.params, final = params, params, true
 		}
 	}
 	if final {
-		if policies, err = t.decide(ctx, p, entry, tg); err != nil {
-			return nil, tg, nil, err
+		if allowed = t.authorize(ctx, p, entry, tg); !allowed.Allow {
+			return nil, tg, verdict{}, decisionError(allowed)
 		}
 	}
+	v.policies = allowed.Policies
+	if allowed.NeedsConfirmation() {
+		// Last, so that the person is asked about the call as it will run
+		// (the canonical job, the effective parameters), and only about a
+		// call every other check allows; before anything changes Jenkins.
+		ask, err := t.confirm(ctx, req, p, entry, tg, allowed)
+		if err != nil || ask != nil {
+			return nil, tg, verdict{ask: ask}, err
+		}
+		v.confirmed = true
+	}
 	out, err := pp.exec(ctx, c)
-	return out, tg, policies, err
+	return out, tg, v, err
 }
 
 // authorize asks the authorizer about one target.
@@ -590,16 +623,6 @@ func (t *Toolset) authorize(ctx context.Context, p identity.Principal, entry cat
 	return t.deps.Authorizer.Decide(ctx, authz.Request{
 		Principal: p, Tool: entry.Name, Job: tg.job.String(), Parameters: tg.params,
 	})
-}
-
-// decide asks the authorizer about one target and returns the ids of the
-// policies that allowed it.
-func (t *Toolset) decide(ctx context.Context, p identity.Principal, entry catalog.Tool, tg target) ([]string, error) {
-	dec := t.authorize(ctx, p, entry, tg)
-	if dec.Allow {
-		return dec.Policies, nil
-	}
-	return nil, decisionError(dec)
 }
 
 // decisionError is the tool error of a denial.
