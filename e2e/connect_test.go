@@ -132,7 +132,8 @@ func TestConnect_SelfServiceLinking(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, page = read(browser.Get(base + "/connect"))
-		if strings.Contains(page, "<td>get_job</td><td>frontend/web-app</td><td>allow") && strings.Contains(page, "e2e") {
+		if strings.Contains(page, `<span class="tool">get_job</span> <span class="job">frontend/web-app</span>`) &&
+			strings.Contains(page, `<span class="dec">allow</span>`) && strings.Contains(page, "client e2e") {
 			break
 		}
 		if time.Now().After(deadline) {
