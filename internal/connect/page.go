@@ -31,8 +31,9 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem .8rem;margin:0}d
 .err{background:#fdeeee;border:1px solid #d99;padding:.5rem .75rem;border-radius:4px}
 label{display:block;font-weight:600;margin:.5rem 0 .25rem}input[type=password]{width:100%;box-sizing:border-box;font-size:1rem;padding:.55rem}
 button{font-size:1rem;padding:.55rem 1rem;margin:.5rem .5rem 0 0;cursor:pointer}button:focus,a:focus,input:focus{outline:3px solid #2a6fdb;outline-offset:2px}
-.table{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{text-align:left;padding:.3rem .4rem;border-bottom:1px solid #ddd;vertical-align:top}
-td{overflow-wrap:anywhere}form.inline{display:inline}footer{margin-top:2rem;font-size:.85rem;color:#555}`
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .4rem;border-bottom:1px solid #ddd;vertical-align:top}
+td{overflow-wrap:break-word}.tool{font-weight:600}.meta{font-size:.85rem;color:#555}.code{font-size:.85rem;overflow-wrap:anywhere}
+form.inline{display:inline}footer{margin-top:2rem;font-size:.85rem;color:#555}`
 
 // styleHash is the CSP source of style.
 var styleHash = func() string {
@@ -79,11 +80,11 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <button type="submit" name="action" value="logout">Sign out</button>
 </form>
 <h2>What agents did as you</h2>
-{{if .Records}}<div class="table"><table>
-<thead><tr><th>Time (UTC)</th><th>Tool</th><th>Job</th><th>Decision</th><th>Client</th></tr></thead>
-<tbody>{{range .Records}}<tr><td>{{.Time}}</td><td>{{.Tool}}</td><td>{{.Resource}}</td><td>{{.Decision}}{{if .Code}} ({{.Code}}){{end}}</td><td>{{.Client}}</td></tr>
-{{end}}</tbody></table></div>
-<p>Your last {{len .Records}} calls, newest first.</p>
+{{if .Records}}<table>
+<thead><tr><th>Call (newest first)</th><th>Decision</th></tr></thead>
+<tbody>{{range .Records}}<tr><td><span class="tool">{{.Tool}}</span>{{if .Resource}} <span class="job">{{.Resource}}</span>{{end}}<br><span class="meta">{{.Time}}{{if .Client}} · client {{.Client}}{{end}}</span></td><td><span class="dec">{{.Decision}}</span>{{if .Code}}<br><span class="code">{{.Code}}</span>{{end}}</td></tr>
+{{end}}</tbody></table>
+<p class="meta">Your last {{len .Records}} (at most 20) tool calls, as the audit log has them.</p>
 {{else}}<p>No calls yet.</p>{{end}}
 {{else}}
 <h1>{{.Title}}</h1>
