@@ -116,7 +116,17 @@ type Handler struct {
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use
+	// failed and failErr are the last failed discovery: for
+	// discoveryRetry, visitors get that answer again instead of each
+	// sending the IdP a request.
+	failed  time.Time
+	failErr error
 }
+
+// discoveryRetry is how long a failed OIDC discovery is not retried: a
+// crowd of visitors while the IdP is down costs it one request per
+// interval, not one each.
+const discoveryRetry = 5 * time.Second
 
 // New returns the page's handler. The identity provider is discovered on
 // first use, so a Butler started while it is down serves /connect as soon
@@ -199,12 +209,17 @@ func (h *Handler) providerFor(ctx context.Context) (*oidc.Provider, error) {
 	if h.provider != nil {
 		return h.provider, nil
 	}
+	if h.failErr != nil && h.o.Now().Sub(h.failed) < discoveryRetry {
+		return nil, h.failErr
+	}
 	// The key set fetches later with the client given here, not with ctx's
 	// deadline: the discovered provider outlives this request.
 	p, err := oidc.NewProvider(oidc.ClientContext(context.WithoutCancel(ctx), h.o.HTTPClient), h.o.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("connect: OIDC discovery at %s: %w", h.o.Issuer, err)
+		h.failed, h.failErr = h.o.Now(), fmt.Errorf("connect: OIDC discovery at %s: %w", h.o.Issuer, err)
+		return nil, h.failErr
 	}
+	h.failErr = nil
 	h.provider = p
 	return p, nil
 }

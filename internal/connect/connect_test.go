@@ -395,3 +395,26 @@ func TestConnect_StyleMatchesCSPHash(t *testing.T) {
 		t.Errorf("CSP %q does not allow the page's style (%s)", csp, want)
 	}
 }
+
+// While the IdP is down, visitors get "unavailable" without each costing
+// it a discovery request; once it is back (after the retry interval) the
+// page signs in.
+func TestConnect_DiscoveryRetryBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, backends(t)["sqlite"](t))
+	e.idp.set(func(f *fakeIdP) { f.down = true })
+	for range 5 {
+		if resp, _ := get(t, noFollow(browser(t)), e.url+connect.Path); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("IdP down: %d", resp.StatusCode)
+		}
+	}
+	e.idp.mu.Lock()
+	n := e.idp.discoveries
+	e.idp.down = false
+	e.idp.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d discovery requests for 5 visitors within the retry interval, want 1", n)
+	}
+	e.clock.Advance(5 * time.Second)
+	e.signIn(t, browser(t))
+}

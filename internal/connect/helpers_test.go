@@ -74,6 +74,10 @@ type fakeIdP struct {
 	// checkPKCE refuses a code whose verifier does not match.
 	skipPKCE bool
 
+	// down answers discovery with 503; discoveries counts its requests.
+	down        bool
+	discoveries int
+
 	authorize url.Values // the last authorization request
 	tokenForm url.Values // the last token request
 	codes     map[string]url.Values
@@ -85,6 +89,14 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 	f := &fakeIdP{t: t, key: k, user: map[string]any{"sub": "alice"}, codes: map[string]url.Values{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.discoveries++
+		down := f.down
+		f.mu.Unlock()
+		if down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		writeJSON(w, map[string]any{
 			"issuer":                                f.srv.URL,
 			"authorization_endpoint":                f.srv.URL + "/authorize",
