@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -30,6 +31,7 @@ import (
 	"github.com/butler-mcp/butler/internal/authn"
 	"github.com/butler-mcp/butler/internal/authz"
 	"github.com/butler-mcp/butler/internal/config"
+	"github.com/butler-mcp/butler/internal/connect"
 	"github.com/butler-mcp/butler/internal/credentials"
 	"github.com/butler-mcp/butler/internal/identity"
 	"github.com/butler-mcp/butler/internal/jenkins"
@@ -176,6 +178,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		ready = append(ready, server.ReadyCheck{Name: "vault_key", Check: keys.Check})
 	}
 	origins := cfg.Origins()
+	page, err := app.connectPage(cfg, o.IdPClient, logger)
+	if err != nil {
+		return nil, err
+	}
 	app.Handler = server.NewHandler(server.Options{
 		MCP:        server.NewMCPServer(ts, o.Version, logger),
 		Verifier:   verifier,
@@ -202,8 +208,60 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		Sessions: server.SessionLimits{Max: cfg.Server.MaxSessions, PerUser: cfg.Server.MaxSessionsPerUser,
 			Idle: cfg.Server.SessionIdleTimeout},
 		MaxUnauthenticated: cfg.Server.MaxUnauthenticatedInflight,
+		Connect:            page,
 	})
 	return app, nil
+}
+
+// connectPage returns the /connect page when web.client_id is set (nil
+// otherwise), linking through the same Linker as `butler link`. It
+// accepts POSTs only from public_url's own Origin.
+func (app *App) connectPage(cfg *config.Config, idp *http.Client, logger *slog.Logger) (http.Handler, error) {
+	if cfg.Web.ClientID == "" {
+		return nil, nil
+	}
+	if app.Linker == nil {
+		// token_exchange (or a credential source given in Options): there
+		// is no stored token to link.
+		logger.Warn("web.client_id is set, but /connect links stored API tokens (jenkins.credentials: per_user_token): not serving /connect")
+		return nil, nil
+	}
+	key, err := cfg.WebSessionKey()
+	if err != nil {
+		return nil, err
+	}
+	own, err := config.CanonicalOrigin(cfg.Server.PublicURL)
+	if err != nil {
+		u := strings.TrimRight(cfg.Server.PublicURL, "/")
+		if own, err = config.CanonicalOrigin(u); err != nil {
+			return nil, fmt.Errorf("server.public_url: %w", err)
+		}
+	}
+	if idp == nil {
+		idp = &http.Client{Timeout: 10 * time.Second}
+	}
+	h, err := connect.New(connect.Options{
+		PublicURL:    cfg.Server.PublicURL,
+		Issuer:       cfg.Auth.Issuer,
+		ClientID:     cfg.Web.ClientID,
+		ClientSecret: cfg.Web.ClientSecret.Reveal(),
+		SessionKey:   key,
+		UserClaim:    cfg.Auth.UserClaim,
+		Algorithms:   cfg.Auth.Algorithms,
+		JenkinsURL:   cfg.Jenkins.URL,
+		AllowOrigin: func(origin string) bool {
+			o, err := config.CanonicalOrigin(origin)
+			return err == nil && o == own
+		},
+		HTTPClient: idp,
+		Store:      app.store,
+		Linker:     app.Linker,
+		Logger:     logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	return h, nil
 }
 
 // ShutdownGrace is how long in-flight calls get to finish after SIGTERM.

@@ -21,6 +21,7 @@ var floors = map[string]int{
 	"internal/store":       4,
 	"internal/credentials": 5,
 	"internal/tools":       6,
+	"internal/connect":     6,
 	"internal/server":      7,
 	"internal/app":         8,
 	"internal/demo":        9,

@@ -661,9 +661,10 @@ func (v *validator) web() {
 	if w.ClientID == "" {
 		return
 	}
-	if w.ClientSecret == "" {
-		v.add("web.client_secret", "required when web.client_id is set: the /connect page logs users in as that OIDC client")
-	}
+	// web.client_secret may be empty: a public client, protected by PKCE
+	// S256 alone (CONTRACT §12: "confidential ..., or public"). With
+	// token_exchange there is nothing to link, and serve leaves /connect
+	// off (it logs why).
 	if w.SessionKey == "" {
 		v.add("web.session_key", "required when web.client_id is set: the standard base64 of at least 32 random bytes; generate one with: openssl rand -base64 32")
 	} else if _, err := decodeKeyMin(w.SessionKey, 32); err != nil {

@@ -260,8 +260,12 @@ func TestValidate_Rules(t *testing.T) {
 		{"redis_url valid", ModeServe, func(c *Config) { c.Limits.RedisURL = "rediss://:pw@redis.example.com:6380/0" }, nil, ""},
 
 		// web
-		{"web needs secret and session key", ModeServe, func(c *Config) { c.Web.ClientID = "butler-web" },
-			[]string{"web.client_secret", "web.session_key"}, "required when web.client_id is set"},
+		{"web needs a session key", ModeServe, func(c *Config) { c.Web.ClientID = "butler-web" },
+			[]string{"web.session_key"}, "required when web.client_id is set"},
+		{"web public client", ModeServe, func(c *Config) {
+			c.Web = Web{ClientID: "butler-web", SessionKey: secret.String(b64(32))}
+		}, nil, ""},
+
 		{"web session key too short", ModeServe, func(c *Config) {
 			c.Web = Web{ClientID: "butler-web", ClientSecret: "s", SessionKey: secret.String(b64(31))}
 		}, []string{"web.session_key"}, "want at least 32"},

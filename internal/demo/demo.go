@@ -193,6 +193,20 @@ func runHTTP(ctx context.Context, o Options, jenkinsURL string) error {
 	vaultKey := make([]byte, 32)
 	_, _ = rand.Read(vaultKey)
 	cfg.Store.VaultKey = secret.String(base64.StdEncoding.EncodeToString(vaultKey))
+	// The /connect page, as a confidential web client of the development
+	// IdP: a demo user signs in there and links (or unlinks) a token.
+	webSecret := randomHex(32)
+	if err := idp.AddClient(devidp.ClientConfig{
+		ID: "butler-web", Secret: webSecret, Name: "Butler's link page (/connect)",
+		RedirectURIs: []string{publicURL + "/connect/callback"},
+	}); err != nil {
+		ln.Close()
+		return err
+	}
+	sessionKey := make([]byte, 32)
+	_, _ = rand.Read(sessionKey)
+	cfg.Web.ClientID, cfg.Web.ClientSecret = "butler-web", secret.String(webSecret)
+	cfg.Web.SessionKey = secret.String(base64.StdEncoding.EncodeToString(sessionKey))
 	cfg.Log.Format, cfg.Log.Level = "text", "warn"
 	if err := cfg.Validate(config.ModeServe); err != nil {
 		return err
@@ -235,6 +249,8 @@ func runHTTP(ctx context.Context, o Options, jenkinsURL string) error {
   MCP endpoint       %[1]s
   Identity provider  %[2]s   users: alice, bob, carol, admin (pick one on its login page)
   Jenkins simulator  %[3]s
+  Link page          %[5]s   sign in, then link or unlink your Jenkins token
+                     (demo tokens: alice-token, bob-token, carol-token, admin-token; all linked at start)
 
 Who may do what: alice builds in frontend and reads backend and prod; bob only reads;
 carol builds in frontend but cannot see backend; admin may do everything.
@@ -247,7 +263,7 @@ Connect a client (each one discovers the login by itself):
                  curl -s %[1]s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
                    -H 'Accept: application/json, text/event-stream' \
                    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
-`, resource, issuer, jenkinsURL, tokenCmd)
+`, resource, issuer, jenkinsURL, tokenCmd, cfg.ConnectURL())
 	return a.Serve(ctx, ln)
 }
 

@@ -39,7 +39,7 @@ func scopeOf(ctx context.Context) *request.Scope {
 
 // routes are the paths counted under their own name; anything else is
 // "other", so a client cannot grow the route label.
-var routes = []string{"/mcp", "/healthz", "/readyz", "/metrics"}
+var routes = []string{"/mcp", "/healthz", "/readyz", "/metrics", "/connect", "/connect/callback"}
 
 // LogRequests writes one debug line per request and counts it by route and
 // status. It never logs headers, so no token reaches the log.

@@ -85,6 +85,9 @@ type Options struct {
 	// MaxUnauthenticated bounds the requests without a valid token in
 	// progress at once; zero: no bound.
 	MaxUnauthenticated int
+	// Connect serves the /connect page (browser sessions, outside the
+	// bearer-token chain); nil: /connect is not served.
+	Connect http.Handler
 }
 
 // Handler is Butler's HTTP handler with the count of /mcp POSTs in
@@ -131,6 +134,12 @@ func NewHandler(o Options) *Handler {
 	mux.Handle("GET /readyz", Readiness(ready, o.Logger))
 	if o.ServeMetrics {
 		mux.Handle("GET /metrics", o.Metrics.Handler())
+	}
+	if o.Connect != nil {
+		// Its own checks (OIDC login, sealed session, CSRF, Origin): a
+		// browser has no bearer token.
+		mux.Handle("/connect", o.Connect)
+		mux.Handle("/connect/", o.Connect)
 	}
 	// The chain, in order. Scope and logging wrap everything; the rest
 	// guards /mcp only (the metadata must stay readable cross-origin).
