@@ -28,9 +28,27 @@ func NewMCPServer(ts *tools.Toolset, version string, logger *slog.Logger) *mcp.S
 		Instructions: Instructions,
 		Logger:       logger,
 		HasTools:     true,
+		SetCacheable: cacheScope,
 	})
 	ts.Register(s)
 	return s
+}
+
+// cacheScope sets the cache hints (SEP-2549: ttlMs, cacheScope) of the
+// results that carry them. The SDK marks every one "public" unless told
+// otherwise (go-sdk v1.8.0 mcp/protocol.go, Cacheable.normalize), which
+// lets a client or intermediary serve one caller's answer to another; but
+// tools/list is filtered per caller (tools.Toolset.filterList: the policy
+// decides who sees which tool), so it and every other answer are
+// "private". Only server/discover is the same for everyone (versions,
+// capabilities, instructions) and stays public. ttlMs stays 0 (stale at
+// once): a policy reload or a new link changes the tool list at any time.
+func cacheScope(_ context.Context, req mcp.Request, c *mcp.Cacheable) {
+	if _, ok := req.(*mcp.DiscoverRequest); ok {
+		c.CacheScope = "public"
+		return
+	}
+	c.CacheScope = "private"
 }
 
 // ScopeOf is the tools' Scope function over HTTP: the scope the chain
