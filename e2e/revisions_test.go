@@ -82,6 +82,10 @@ func TestServe_EveryRevisionInBothModes(t *testing.T) {
 					if lt.CacheScope != "private" {
 						t.Errorf("tools/list cacheScope %q, want private (the list is per user)", lt.CacheScope)
 					}
+					// No prompts or resources are declared, so none are served.
+					if _, err := cs.ListPrompts(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "-32601") && !strings.Contains(err.Error(), "not found") {
+						t.Errorf("prompts/list at %s: %v, want method not found", rev, err)
+					}
 					if r := callTool(t, cs, "whoami", nil); r.isError || r.out["user"] != "alice" {
 						t.Errorf("whoami at %s: %v", rev, r)
 					}
