@@ -207,3 +207,32 @@ func TestServe_GuestAllowListFollowsTheRevision(t *testing.T) {
 		})
 	}
 }
+
+// TestServe_SessionlessRequestsOpenNoSession: on a stateful server, the
+// requests of 2026-07-28 neither get a session nor count against
+// max_sessions_per_user, so they never close a user's idle session of an
+// older revision to make room.
+func TestServe_SessionlessRequestsOpenNoSession(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	e := newIdPEnv(t, "http://"+addr+"/mcp")
+	s := startServe(t, addr, strings.Replace(serveConfig(addr, e, ""), "server:\n", "server:\n  max_sessions_per_user: 1\n", 1))
+	token := e.token(t, "alice")
+	legacy := connectAt(t, s.url, token, "2025-11-25")
+	if legacy.ID() == "" {
+		t.Fatal("the 2025-11-25 client got no session")
+	}
+	for range 3 {
+		cs := connectAt(t, s.url, token, "2026-07-28")
+		if cs.ID() != "" {
+			t.Errorf("a 2026-07-28 client got session %q", cs.ID())
+		}
+		if r := callTool(t, cs, "whoami", nil); r.isError || r.out["user"] != "alice" {
+			t.Errorf("2026-07-28 whoami: %v", r)
+		}
+	}
+	// alice's one session was not closed to make room.
+	if r := callTool(t, legacy, "whoami", nil); r.isError || r.out["user"] != "alice" {
+		t.Errorf("the 2025-11-25 session after the 2026-07-28 calls: %v", r)
+	}
+}
