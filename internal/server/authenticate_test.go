@@ -689,3 +689,61 @@ func TestAuthenticate_RefusesABodyOverTheLimitWith413(t *testing.T) {
 		t.Errorf("body error %q, want request_too_large", got)
 	}
 }
+
+// rpcAt is a JSON-RPC request of a sessionless revision (2026-07-28):
+// the revision in params._meta.
+func rpcAt(id int, method string) string {
+	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`, id, method)
+}
+
+// postAt is post with an MCP-Protocol-Version header (none when rev is "").
+func (f *authFixture) postAt(rev, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+	req.RemoteAddr = testRemoteAddr
+	req.Header.Set("Content-Type", "application/json")
+	if rev != "" {
+		req.Header.Set("Mcp-Protocol-Version", rev)
+	}
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestAuthenticate_GuestAllowListFollowsTheRevision(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		rev, body string
+		wantGuest bool
+	}{
+		{name: "2026: server/discover", rev: "2026-07-28", body: rpcAt(1, "server/discover"), wantGuest: true},
+		{name: "2026: tools/list", rev: "2026-07-28", body: rpcAt(1, "tools/list"), wantGuest: true},
+		{name: "2026: ping is removed, the SDK answers 404", rev: "2026-07-28", body: rpcAt(1, "ping"), wantGuest: true},
+		{name: "2026: logging/setLevel is removed, the SDK answers 404", rev: "2026-07-28", body: rpcAt(1, "logging/setLevel"), wantGuest: true},
+		{name: "2026: subscriptions/listen holds a stream", rev: "2026-07-28", body: rpcAt(1, "subscriptions/listen")},
+		{name: "2026: resources/list", rev: "2026-07-28", body: rpcAt(1, "resources/list")},
+		{name: "2026: unknown method", rev: "2026-07-28", body: rpcAt(1, "unknown/method")},
+		{name: "2026 named only in _meta: server/discover", body: rpcAt(1, "server/discover"), wantGuest: true},
+		{name: "2025-11-25: server/discover is not a method", rev: "2025-11-25", body: rpc(1, "server/discover", "", "")},
+		{name: "2025-11-25: ping", rev: "2025-11-25", body: rpc(1, "ping", "", ""), wantGuest: true},
+		{name: "2025-11-25: logging/setLevel", rev: "2025-11-25", body: rpc(1, "logging/setLevel", "", ""), wantGuest: true},
+		{name: "no header: initialize", body: initialize, wantGuest: true},
+		{name: "no header: server/discover", body: rpc(1, "server/discover", "", "")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newAuthFixture(t, true)
+			rec := f.postAt(tt.rev, tt.body)
+			if tt.wantGuest {
+				if rec.Code != http.StatusOK || f.next.called != 1 {
+					t.Fatalf("status %d, next called %d times; want the guest passed on; body %s", rec.Code, f.next.called, rec.Body.String())
+				}
+				return
+			}
+			if rec.Code != http.StatusUnauthorized || f.next.called != 0 {
+				t.Fatalf("status %d, next called %d times; want 401 before next", rec.Code, f.next.called)
+			}
+		})
+	}
+}

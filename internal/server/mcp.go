@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/butler-mcp/butler/internal/audit"
@@ -28,9 +29,54 @@ func NewMCPServer(ts *tools.Toolset, version string, logger *slog.Logger) *mcp.S
 		Instructions: Instructions,
 		Logger:       logger,
 		HasTools:     true,
+		SetCacheable: cacheScope,
 	})
 	ts.Register(s)
+	s.AddReceivingMiddleware(refuseUndeclared)
 	return s
+}
+
+// undeclaredMethods are the methods of the capabilities Butler does not
+// declare: it offers tools (and, before 2026-07-28, logging), no prompts,
+// resources or completions. The SDK answers them anyway, with empty lists
+// (go-sdk v1.8.0 mcp/server.go, serverMethodInfos: listPrompts,
+// listResources, ...), which tells a client the server has prompts it did
+// not declare; SEP-2575 requires server/discover's capabilities to match
+// what the server honours, and a method the server does not offer is
+// "Method not found" (-32601, HTTP 404 in 2026-07-28).
+var undeclaredMethods = map[string]bool{
+	"prompts/list": true, "prompts/get": true,
+	"resources/list": true, "resources/read": true, "resources/templates/list": true,
+	"resources/subscribe": true, "resources/unsubscribe": true,
+	"completion/complete": true,
+}
+
+// refuseUndeclared answers the methods of undeclared capabilities with
+// "Method not found", in every revision.
+func refuseUndeclared(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if undeclaredMethods[method] {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "method not found: Butler offers tools only, no prompts, resources or completions"}
+		}
+		return next(ctx, method, req)
+	}
+}
+
+// cacheScope sets the cache hints (SEP-2549: ttlMs, cacheScope) of the
+// results that carry them. The SDK marks every one "public" unless told
+// otherwise (go-sdk v1.8.0 mcp/protocol.go, Cacheable.normalize), which
+// lets a client or intermediary serve one caller's answer to another; but
+// tools/list is filtered per caller (tools.Toolset.filterList: the policy
+// decides who sees which tool), so it and every other answer are
+// "private". Only server/discover is the same for everyone (versions,
+// capabilities, instructions) and stays public. ttlMs stays 0 (stale at
+// once): a policy reload or a new link changes the tool list at any time.
+func cacheScope(_ context.Context, req mcp.Request, c *mcp.Cacheable) {
+	if _, ok := req.(*mcp.DiscoverRequest); ok {
+		c.CacheScope = "public"
+		return
+	}
+	c.CacheScope = "private"
 }
 
 // ScopeOf is the tools' Scope function over HTTP: the scope the chain

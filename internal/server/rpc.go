@@ -8,6 +8,8 @@ import (
 	"io"
 	"unicode/utf8"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/jobpath"
 )
@@ -33,6 +35,10 @@ type rpcMessage struct {
 	// BadParams: a tools/call whose params the SDK cannot read (not an
 	// object, or name not a string); the SDK answers it with an error.
 	BadParams bool
+	// MetaVersion is params._meta["io.modelcontextprotocol/protocolVersion"]
+	// when it is a string: the revision a request of 2026-07-28 or later
+	// names (SEP-2575).
+	MetaVersion string
 }
 
 // isToolCall reports whether the message is a tools/call.
@@ -102,11 +108,21 @@ func parseMessage(raw json.RawMessage) (rpcMessage, error) {
 			return rpcMessage{}, fmt.Errorf("%w: method is not a string", errParse)
 		}
 	}
+	var params map[string]json.RawMessage
+	paramsErr := json.Unmarshal(obj["params"], &params)
+	if paramsErr == nil && params != nil {
+		// The SDK reads the revision of a request from its _meta
+		// (go-sdk v1.8.0 mcp/streamable.go, servePOST: extractRequestMeta);
+		// a value that is not a string names none, there as here.
+		var meta map[string]json.RawMessage
+		if json.Unmarshal(params["_meta"], &meta) == nil {
+			_ = json.Unmarshal(meta[mcp.MetaKeyProtocolVersion], &m.MetaVersion)
+		}
+	}
 	if !m.isToolCall() {
 		return m, nil
 	}
-	var params map[string]json.RawMessage
-	if err := json.Unmarshal(obj["params"], &params); err != nil || params == nil {
+	if paramsErr != nil || params == nil {
 		m.BadParams = true
 		return m, nil
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -77,4 +78,44 @@ func FuzzParseBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWireOf_ReadsTheRevisionFromTheHeaderOrTheMeta: a request is of a
+// sessionless revision when its header names one or any message carries a
+// _meta protocol version, as the SDK decides (go-sdk v1.8.0
+// mcp/streamable.go, servePOST).
+func TestWireOf_ReadsTheRevisionFromTheHeaderOrTheMeta(t *testing.T) {
+	t.Parallel()
+	const meta = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"health","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`
+	tests := []struct {
+		name   string
+		header string
+		body   string
+		want   wire
+	}{
+		{name: "nothing", body: `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`, want: wire{}},
+		{name: "legacy header", header: "2025-11-25", body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, want: wire{revision: "2025-11-25"}},
+		{name: "new header", header: "2026-07-28", body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, want: wire{revision: "2026-07-28", sessionless: true}},
+		{name: "later header", header: "2027-01-01", body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, want: wire{revision: "2027-01-01", sessionless: true}},
+		{name: "meta only", body: meta, want: wire{revision: "2026-07-28", sessionless: true}},
+		{name: "meta with a legacy header", header: "2025-11-25", body: meta, want: wire{revision: "2025-11-25", sessionless: true}},
+		{name: "meta not a string", body: `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":7}}}`, want: wire{}},
+		{name: "params not an object", body: `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}`, want: wire{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			msgs, err := parseBody([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := http.Header{}
+			if tt.header != "" {
+				h.Set("MCP-Protocol-Version", tt.header)
+			}
+			if got := wireOf(h, msgs); got != tt.want {
+				t.Errorf("wireOf = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }

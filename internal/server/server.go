@@ -111,12 +111,21 @@ func NewHandler(o Options) *Handler {
 	if o.Sessions.Idle <= 0 {
 		o.Sessions.Idle = sessionIdle
 	}
-	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return o.MCP }, &mcp.StreamableHTTPOptions{
-		Stateless:           o.Stateless,
-		Logger:              o.Logger,
-		SessionTimeout:      o.Sessions.Idle,
-		MaxRequestBodyBytes: MaxBodyBytes,
-	})
+	newStreamable := func(stateless bool) http.Handler {
+		return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return o.MCP }, &mcp.StreamableHTTPOptions{
+			Stateless:           stateless,
+			Logger:              o.Logger,
+			SessionTimeout:      o.Sessions.Idle,
+			MaxRequestBodyBytes: MaxBodyBytes,
+		})
+	}
+	streamable := newStreamable(o.Stateless)
+	// The sessionless revisions are always served statelessly (see
+	// routeRevision); a stateless deployment needs no second handler.
+	sessionless := streamable
+	if !o.Stateless {
+		sessionless = newStreamable(true)
+	}
 	inflight := new(atomic.Int64)
 
 	mux := http.NewServeMux()
@@ -152,6 +161,7 @@ func NewHandler(o Options) *Handler {
 			Audit: o.Audit, Metrics: o.Metrics, Logger: o.Logger, Now: o.Now, MaxUnauthenticated: o.MaxUnauthenticated,
 		}),
 	}
+	var legacySteps []func(http.Handler) http.Handler
 	if !o.Stateless {
 		closeSession := func(id string) {
 			for ss := range o.MCP.Sessions() {
@@ -160,10 +170,12 @@ func NewHandler(o Options) *Handler {
 				}
 			}
 		}
-		steps = append(steps, BindSessions(newSessionOwners(o.Sessions, closeSession, o.Now), o.Audit, o.Metrics, o.Now))
+		legacySteps = append(legacySteps, BindSessions(newSessionOwners(o.Sessions, closeSession, o.Now), o.Audit, o.Metrics, o.Now))
 	}
-	steps = append(steps, countInflight(inflight))
-	mux.Handle("/mcp", Chain(ServeMCP(streamable, o.ClockSkew), steps...))
+	legacySteps = append(legacySteps, countInflight(inflight))
+	legacy := Chain(ServeMCP(streamable, o.ClockSkew), legacySteps...)
+	modern := Chain(ServeMCP(sessionless, o.ClockSkew), countInflight(inflight))
+	mux.Handle("/mcp", Chain(routeRevision(legacy, modern), steps...))
 	return &Handler{
 		Handler:  Chain(mux, WithScope, LogRequests(o.Metrics, o.Logger)),
 		inflight: inflight,

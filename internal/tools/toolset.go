@@ -321,6 +321,7 @@ func add[In, Out any](t *Toolset, s spec[In, Out]) (*def, error) {
 		return nil, fmt.Errorf("tools: error schema: %w", err)
 	}
 	out := &jsonschema.Schema{Type: "object", AnyOf: []*jsonschema.Schema{result, errShape}}
+	portableNullable(out)
 	destructive, openWorld := entry.Destructive, entry.OpenWorld
 	tool := &mcp.Tool{
 		Name:         entry.Name,
