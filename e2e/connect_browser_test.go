@@ -86,7 +86,10 @@ func TestConnect_BrowserJourney(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e-agent", Version: "1"}, &mcp.ClientOptions{Capabilities: caps}).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: b.url + "/mcp", HTTPClient: hc}, nil)
+		// 2025-11-25: the link page comes as the URLElicitationRequiredError
+		// (-32042); the 2026-07-28 input-required form is tested in
+		// internal/tools (TestNotLinked_URLElicitationRetryForm).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: b.url + "/mcp", HTTPClient: hc}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
 		t.Fatal(err)
 	}

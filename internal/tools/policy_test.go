@@ -18,6 +18,7 @@ import (
 	"github.com/butler-mcp/butler/internal/jenkinstest"
 	"github.com/butler-mcp/butler/internal/jobpath"
 	"github.com/butler-mcp/butler/internal/ratelimit"
+	"github.com/butler-mcp/butler/internal/secret"
 )
 
 func examplePolicy(t *testing.T) []byte {
@@ -199,7 +200,7 @@ func TestNotLinked_ConnectURLAndElicitation(t *testing.T) {
 	}
 
 	caps := &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}}
-	e := newEnv(t, jenkinstest.SampleAlice, &envOpts{principal: p, creds: credentials.NewMemory(nil), connectURL: connect, caps: caps})
+	e := newEnv(t, jenkinstest.SampleAlice, &envOpts{principal: p, creds: credentials.NewMemory(nil), connectURL: connect, caps: caps, protocol: "2025-11-25"})
 	_, err := e.session.CallTool(context.Background(), &mcp.CallToolParams{Name: "get_job", Arguments: map[string]any{"job": "frontend/web-app"}})
 	var rpcErr *jsonrpc.Error
 	if !errors.As(err, &rpcErr) || rpcErr.Code != mcp.CodeURLElicitationRequired || !strings.Contains(string(rpcErr.Data), connect) {
@@ -350,5 +351,56 @@ func TestListAllJobs_PagingCostsOneJenkinsListing(t *testing.T) {
 	}
 	if statuses != pages {
 		t.Errorf("%d pages of one job cost %d status requests, want one each", pages, statuses)
+	}
+}
+
+// On MCP 2026-07-28 the link page is asked for with an input-required
+// result (URL mode): the client opens it, the person links, and the
+// retried call runs as them. A person who declines opening it gets the
+// plain jenkins_account_not_linked answer, and nothing reaches Jenkins.
+func TestNotLinked_URLElicitationRetryForm(t *testing.T) {
+	t.Parallel()
+	connect := "https://butler.example.com/connect"
+	caps := &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}}
+	p := &identity.Principal{User: "alice", JenkinsUser: "alice", Scopes: []string{"jenkins:read"}}
+	for _, tc := range []struct {
+		action string
+		linked bool
+	}{{"accept", true}, {"decline", false}, {"cancel", false}} {
+		t.Run(tc.action, func(t *testing.T) {
+			t.Parallel()
+			store := credentials.NewMemory(nil)
+			var asked []*mcp.ElicitParams
+			e := newEnv(t, jenkinstest.SampleAlice, &envOpts{principal: p, creds: store, connectURL: connect, caps: caps, protocol: "2026-07-28",
+				elicit: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					asked = append(asked, req.Params)
+					if tc.linked {
+						// The person opens the page and links their token.
+						store.Set("alice", jenkins.Credential{User: "alice", APIToken: secret.String(tokenOf("alice"))})
+					}
+					return &mcp.ElicitResult{Action: tc.action}, nil
+				}})
+			res, err := e.session.CallTool(context.Background(), &mcp.CallToolParams{Name: "get_job", Arguments: map[string]any{"job": "frontend/web-app"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(asked) != 1 || asked[0].Mode != "url" || asked[0].URL != connect {
+				t.Fatalf("asked %d times: %+v", len(asked), asked)
+			}
+			if tc.linked {
+				if res.IsError {
+					t.Fatalf("the retried call after linking failed: %+v", res.StructuredContent)
+				}
+				return
+			}
+			out, _ := res.StructuredContent.(map[string]any)
+			errObj, _ := out["error"].(map[string]any)
+			if !res.IsError || errObj["code"] != "jenkins_account_not_linked" || errObj["connect_url"] != connect {
+				t.Fatalf("declined: %+v", res.StructuredContent)
+			}
+			if n := len(e.sim.Requests()); n != 0 {
+				t.Errorf("Jenkins got %d requests for a user without a credential", n)
+			}
+		})
 	}
 }

@@ -453,26 +453,55 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry ca
 		t.record(ctx, rec.Failed(t.deps.Now(), te.Code, te.Message))
 	}
 	if te.Code == CodeNotLinked && te.ConnectURL != "" && supportsURLElicitation(req) {
-		// MCP 2025-11-25: ask the client to open the link page for the
-		// user instead of failing silently (URLElicitationRequiredError).
-		return nil, mcp.URLElicitationRequiredError([]*mcp.ElicitParams{{
+		// Ask the client to open the link page for the user instead of
+		// failing silently.
+		ask := &mcp.ElicitParams{
 			Mode:          "url",
 			URL:           te.ConnectURL,
 			ElicitationID: sc.ID,
 			Message:       "Butler needs your Jenkins API token to act as you in Jenkins. Open this page to link your Jenkins account, then retry.",
-		}})
+		}
+		if !multiRoundTrip(req) {
+			// MCP 2025-11-25: the URLElicitationRequiredError (-32042).
+			return nil, mcp.URLElicitationRequiredError([]*mcp.ElicitParams{ask})
+		}
+		// 2026-07-28 and later: an input-required result; the client
+		// opens the page and calls again, and the retry runs the whole
+		// call anew (linked by then, it succeeds). A person who declined
+		// or cancelled opening the page gets the plain answer.
+		if !answeredConnect(req) {
+			return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{connectInputKey: ask}}, nil
+		}
 	}
 	return failure(te), nil
 }
 
+// connectInputKey names the link-page request in a 2026-07-28
+// input-required result.
+const connectInputKey = "butler_connect"
+
+// answeredConnect reports whether the call is the retry of one that asked
+// the client to open the link page, and the person did not accept.
+func answeredConnect(req *mcp.CallToolRequest) bool {
+	if req.Params == nil || req.Params.InputResponses == nil {
+		return false
+	}
+	resp, ok := req.Params.InputResponses[connectInputKey]
+	if !ok {
+		return false
+	}
+	res, ok := resp.(*mcp.ElicitResult)
+	return !ok || res.Action != "accept"
+}
+
 // supportsURLElicitation reports whether the client declared URL-mode
-// elicitation when it initialized.
+// elicitation: when it initialized, or (2026-07-28) in the request.
 func supportsURLElicitation(req *mcp.CallToolRequest) bool {
 	if req == nil || req.Session == nil {
 		return false
 	}
-	ip := req.Session.InitializeParams()
-	return ip != nil && ip.Capabilities != nil && ip.Capabilities.Elicitation != nil && ip.Capabilities.Elicitation.URL != nil
+	caps := req.ClientCapabilities()
+	return caps != nil && caps.Elicitation != nil && caps.Elicitation.URL != nil
 }
 
 // record writes the call's one audit record and its metrics.
