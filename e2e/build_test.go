@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/store"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // demoOnly are the packages and modules that only the demo needs: the
@@ -179,5 +181,33 @@ func TestAudit_TableEscapesControlCharacters(t *testing.T) {
 		if strings.Contains(out, c) {
 			t.Errorf("the table holds a raw %q", c)
 		}
+	}
+}
+
+// TestDemo_NewTeamMemberIsNotLinked pins the demo's onboarding story: dave
+// starts without a linked Jenkins token, so his agent's call is refused
+// with the demo's link page, where he can link his own.
+func TestDemo_NewTeamMemberIsNotLinked(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, "cache")}
+	addr := freeAddr(t)
+	mcpURL, _ := startDemoIn(t, addr, home)
+	token, stderr, code := runButler(t, env, "demo", "token", "--user", "dave", "--listen", addr)
+	if code != 0 {
+		t.Fatalf("demo token --user dave: exit %d %s", code, stderr)
+	}
+	cs, err := connectHTTP(t, strings.TrimSuffix(mcpURL, "/mcp"), strings.TrimSpace(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "get_job", Arguments: map[string]any{"job": "frontend/web-app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := res.StructuredContent.(map[string]any)
+	e, _ := out["error"].(map[string]any)
+	if !res.IsError || e["code"] != "jenkins_account_not_linked" || !strings.HasSuffix(fmt.Sprint(e["connect_url"]), "/connect") {
+		t.Fatalf("dave's first call: %+v", res.StructuredContent)
 	}
 }

@@ -37,14 +37,25 @@ import (
 type user struct {
 	id, name, token string
 	groups          []string
+	// unlinked users start without a linked Jenkins token, so that the
+	// demo shows a new team member linking their own at /connect.
+	unlinked bool
 }
+
+// demoDave is the demo user who starts unlinked: a Jenkins account the
+// simulator's sample does not have, added for the demo.
+const (
+	demoDave      = "dave"
+	demoDaveToken = "dave-token"
+)
 
 func users() []user {
 	return []user{
-		{jenkinstest.SampleAlice, "Alice Smith", jenkinstest.SampleAliceToken, []string{"developers", "frontend"}},
-		{jenkinstest.SampleBob, "Bob Jones", jenkinstest.SampleBobToken, []string{"qa"}},
-		{jenkinstest.SampleCarol, "Carol White", jenkinstest.SampleCarolToken, []string{"developers"}},
-		{jenkinstest.SampleAdmin, "Jenkins Admin", jenkinstest.SampleAdminToken, []string{"release", "admins"}},
+		{jenkinstest.SampleAlice, "Alice Smith", jenkinstest.SampleAliceToken, []string{"developers", "frontend"}, false},
+		{jenkinstest.SampleBob, "Bob Jones", jenkinstest.SampleBobToken, []string{"qa"}, false},
+		{jenkinstest.SampleCarol, "Carol White", jenkinstest.SampleCarolToken, []string{"developers"}, false},
+		{jenkinstest.SampleAdmin, "Jenkins Admin", jenkinstest.SampleAdminToken, []string{"release", "admins"}, false},
+		{demoDave, "Dave Brown", demoDaveToken, []string{"developers"}, true},
 	}
 }
 
@@ -117,7 +128,12 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	jsrv := &http.Server{Handler: jenkinstest.Sample(&jenkinstest.Options{Version: jenkinstest.CurrentLTS}), ReadHeaderTimeout: 10 * time.Second}
+	sim := jenkinstest.Sample(&jenkinstest.Options{Version: jenkinstest.CurrentLTS})
+	// dave, new on the team: he may read frontend in Jenkins, and links
+	// his own token at /connect.
+	sim.AddUser(demoDave, "Dave Brown", demoDaveToken)
+	sim.Grant(demoDave, "frontend", jenkinstest.PermRead)
+	jsrv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = jsrv.Serve(jln) }()
 	defer jsrv.Close()
 	jenkinsURL := "http://" + jln.Addr().String() + "/"
@@ -228,6 +244,9 @@ func runHTTP(ctx context.Context, o Options, jenkinsURL string) error {
 	// links them: checked with Jenkins, then sealed in the (in-memory)
 	// store with the demo's vault key.
 	for _, u := range users() {
+		if u.unlinked {
+			continue
+		}
 		if _, err := a.Linker.Link(ctx, u.id, secret.String(u.token)); err != nil {
 			ln.Close()
 			return fmt.Errorf("linking demo user %s: %w", u.id, err)
@@ -247,13 +266,14 @@ func runHTTP(ctx context.Context, o Options, jenkinsURL string) error {
 	fmt.Fprintf(o.Stdout, `Butler demo is running (Ctrl-C stops everything).
 
   MCP endpoint       %[1]s
-  Identity provider  %[2]s   users: alice, bob, carol, admin (pick one on its login page)
+  Identity provider  %[2]s   users: alice, bob, carol, admin, dave (pick one on its login page)
   Jenkins simulator  %[3]s
   Link page          %[5]s   sign in, then link or unlink your Jenkins token
-                     (demo tokens: alice-token, bob-token, carol-token, admin-token; all linked at start)
+                     (demo tokens: alice-token, bob-token, carol-token, admin-token, linked at start;
+                     dave is new: sign in as dave and link dave-token there)
 
 Who may do what: alice builds in frontend and reads backend and prod; bob only reads;
-carol builds in frontend but cannot see backend; admin may do everything.
+carol builds in frontend but cannot see backend; admin may do everything; dave reads frontend once linked.
 
 Connect a client (each one discovers the login by itself):
   Claude Code    claude mcp add --transport http butler %[1]s
