@@ -384,3 +384,33 @@ func TestJobStatuses_ManyFoldersCostBoundedRequests(t *testing.T) {
 		}
 	}
 }
+
+// The streamed listing is bounded like every other answer: one byte over
+// MaxJSONBytes is ErrTooLarge, exactly the bound is read.
+func TestListJobs_ResponseSizeLimit(t *testing.T) {
+	t.Parallel()
+	body := `{"jobs":[{"name":"a","url":"http://j/job/a/"}]}`
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, body)
+	}))
+	defer hs.Close()
+	for _, tc := range []struct {
+		max    int64
+		tooBig bool
+	}{{int64(len(body)), false}, {int64(len(body)) - 1, true}} {
+		c, err := jenkins.New(hs.URL, &jenkins.Options{MaxJSONBytes: tc.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.ListJobs(context.Background(), admin, jobpath.Path{}, true)
+		if tc.tooBig {
+			if !errors.Is(err, jenkins.ErrTooLarge) {
+				t.Errorf("bound %d, answer %d bytes: %v, want ErrTooLarge", tc.max, len(body), err)
+			}
+			continue
+		}
+		if err != nil || l.Len() != 1 {
+			t.Errorf("bound %d, answer %d bytes: %v", tc.max, len(body), err)
+		}
+	}
+}

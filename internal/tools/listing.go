@@ -24,8 +24,8 @@ const (
 	listingTTL = 30 * time.Second
 	// listingMax bounds the listings held; the oldest goes first.
 	listingMax = 64
-	// listingMaxJobs bounds the jobs held in all listings together (about
-	// 40 bytes each plus the full name: some 60 MiB at most). A listing
+	// listingMaxJobs bounds the jobs held in all listings together (24
+	// bytes each plus the full name: some 50 MiB at most). A listing
 	// larger than this alone is still served, and held until the next.
 	listingMaxJobs = 1_000_000
 )
@@ -36,6 +36,8 @@ const (
 type listings struct {
 	now   func() time.Time
 	group singleflight.Group
+	// maxJobs is the bound on the jobs held; 0 means listingMaxJobs.
+	maxJobs int
 
 	mu      sync.Mutex
 	entries map[string]listingEntry
@@ -102,7 +104,11 @@ func (l *listings) evict(n int) {
 		}
 		held += e.jobs.Len()
 	}
-	for len(l.entries) > 0 && (len(l.entries) >= listingMax || held+n > listingMaxJobs) {
+	maxJobs := l.maxJobs
+	if maxJobs == 0 {
+		maxJobs = listingMaxJobs
+	}
+	for len(l.entries) > 0 && (len(l.entries) >= listingMax || held+n > maxJobs) {
 		oldest := ""
 		for k, e := range l.entries {
 			if oldest == "" || e.until.Before(l.entries[oldest].until) {
