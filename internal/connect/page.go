@@ -199,7 +199,12 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, s webSession, sta
 		}
 		// Last used: the newest call Butler allowed as the user since the
 		// token was linked (audit), so the page needs no write per call.
-		if last, err := h.o.Store.QueryAudit(ctx, store.AuditQuery{User: s.user, Decision: audit.Allow, Since: cred.UpdatedAt, Limit: 1}); err == nil && len(last) == 1 {
+		last, err := h.o.Store.QueryAudit(ctx, store.AuditQuery{User: s.user, Decision: audit.Allow, Since: cred.UpdatedAt, Limit: 1})
+		if err != nil {
+			h.storeFailed(w, r, err)
+			return
+		}
+		if len(last) == 1 {
 			d.LastUsed = stamp(last[0].Time)
 		}
 	}
