@@ -67,8 +67,12 @@ try {
     }
     check(found, 'Tab never reaches the token field');
     await page.keyboard.type(token);
+    // Wait for the load of the page the POST leads to: waitForLoadState
+    // would return at once, the current page being loaded already, and on
+    // a busy machine the check would read the old page.
+    const loaded = page.waitForEvent('load');
     await page.keyboard.press('Enter');
-    await page.waitForLoadState('load');
+    await loaded;
   };
 
   await typeToken(wrongToken);
@@ -103,15 +107,17 @@ try {
   await shot('04-call-listed');
   step('04-call-listed');
 
+  const unlinked = page.waitForEvent('load');
   await page.locator('button[value=unlink]').click();
-  await page.waitForLoadState('load');
+  await unlinked;
   check((await text()).includes('unlinked'), 'unlink did not say so');
   await shot('05-unlinked');
   step('05-unlinked');
   console.log('UNLINKED');
 
+  const signedOut = page.waitForEvent('load');
   await page.locator('button[value=logout]').click();
-  await page.waitForLoadState('load');
+  await signedOut;
   check((await text()).includes('signed out'), 'sign out did not say so');
 } finally {
   await browser.close();
