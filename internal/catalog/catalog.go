@@ -111,6 +111,14 @@ type Tool struct {
 	DefaultScopes []string
 	// MCP annotations, set truthfully.
 	ReadOnly, Destructive, Idempotent, OpenWorld bool
+	// Bounds says, for a reader of the README's tool table, what bounds
+	// the call's input and answer (page sizes, caps, time limits).
+	Bounds string
+	// JenkinsRequests is the call's Jenkins request budget, as the README's
+	// tool table states it: how many requests one call makes at most
+	// (job tools add one path lookup per user and spelling, cached for a
+	// minute, which the table counts as "+1 lookup").
+	JenkinsRequests string
 }
 
 // ActionGroup is the policy's action group of the tool: ActionWrite for
@@ -157,6 +165,7 @@ func tools() []Tool {
 				"Needs no login. Use it to tell a Jenkins outage apart from a problem with your own access.",
 			Class: ClassGuest, Resource: ResourceServer, DefaultScopes: []string{},
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "none", JenkinsRequests: "1, anonymous",
 		},
 		{
 			Name: GetCurrentTimeInfo, Title: "Get the current time",
@@ -164,6 +173,7 @@ func tools() []Tool {
 				"Use it to turn Jenkins timestamps (milliseconds since the epoch) into dates or to say how long ago a build ran.",
 			Class: ClassAuthenticated, Resource: ResourceServer,
 			ReadOnly: true,
+			Bounds:   "none", JenkinsRequests: "0",
 		},
 		{
 			Name: Whoami, Title: "Show who Butler acts for",
@@ -172,6 +182,7 @@ func tools() []Tool {
 				"Every Jenkins action you take through Butler runs with that Jenkins account's own permissions.",
 			Class: ClassAuthenticated, Resource: ResourceServer,
 			ReadOnly: true, Idempotent: true,
+			Bounds: "none", JenkinsRequests: "0",
 		},
 		{
 			Name: ListAllJobs, Title: "List Jenkins jobs",
@@ -180,6 +191,7 @@ func tools() []Tool {
 				"If next_cursor is present, call again with it to get the next page. Jobs you may not see are never listed.",
 			Class: ClassRead, Resource: ResourceFolder,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "`limit` ≤ 500 a page (cursor paging); the listing is cached per user", JenkinsRequests: "1 listing (cached) + at most 8 status requests a page",
 		},
 		{
 			Name: GetJob, Title: "Get a Jenkins job",
@@ -188,6 +200,7 @@ func tools() []Tool {
 				"Call it before trigger_job to learn the parameters.",
 			Class: ClassRead, Resource: ResourceJob,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "parameters and choices as Jenkins holds them, answer ≤ 4 MiB", JenkinsRequests: "1 +1 lookup",
 		},
 		{
 			Name: TriggerJob, Title: "Start a Jenkins build",
@@ -197,6 +210,7 @@ func tools() []Tool {
 				"Each call starts a new build, so do not retry a call that succeeded.",
 			Class: ClassSensitive, Resource: ResourceJob, DefaultScopes: []string{scopeBuild},
 			OpenWorld: true,
+			Bounds:    "`wait_for_start_seconds` ≤ 60", JenkinsRequests: "2 (job, build) +1 lookup; +1 per 2 s while waiting for the start",
 		},
 		{
 			Name: GetQueueItem, Title: "Follow a queued build",
@@ -204,6 +218,7 @@ func tools() []Tool {
 				"Jenkins forgets items about five minutes after they leave the queue; after that use get_job or get_build.",
 			Class: ClassRead, Resource: ResourceQueueItem,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "none", JenkinsRequests: "1",
 		},
 		{
 			Name: CancelQueueItem, Title: "Cancel a queued build",
@@ -211,6 +226,7 @@ func tools() []Tool {
 				"has the Cancel permission on the job. A build that already started cannot be cancelled here; use stop_build.",
 			Class: ClassSensitive, Resource: ResourceQueueItem, DefaultScopes: []string{scopeBuild},
 			Destructive: true, Idempotent: true, OpenWorld: true,
+			Bounds: "none", JenkinsRequests: "2 (item, cancel)",
 		},
 		{
 			Name: GetBuild, Title: "Get a Jenkins build",
@@ -218,6 +234,7 @@ func tools() []Tool {
 				"duration, start time, causes and parameters. Use get_build_log or search_build_log to read its console output.",
 			Class: ClassRead, Resource: ResourceJob,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "answer ≤ 4 MiB", JenkinsRequests: "1 +1 lookup",
 		},
 		{
 			Name: GetBuildLog, Title: "Read a build's console log",
@@ -226,6 +243,7 @@ func tools() []Tool {
 				"(usually where a failure is explained), or search_build_log to find lines.",
 			Class: ClassRead, Resource: ResourceJob,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "`max_bytes` ≤ 1 MiB (64 KiB default), `tail_lines` ≤ 10,000", JenkinsRequests: "1–3 (progressiveText windows for tail_lines) +1 lookup",
 		},
 		{
 			Name: SearchBuildLog, Title: "Search a build's console log",
@@ -234,6 +252,7 @@ func tools() []Tool {
 				"search for 'ERROR', 'FAILED' or an exception name first.",
 			Class: ClassRead, Resource: ResourceJob,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "`max_matches` ≤ 1000 (50 default), `context_lines` ≤ 10, reads ≤ 64 MiB of log for ≤ 10 s; 2 at once a user, 8 a server", JenkinsRequests: "2 (build, streamed consoleText) +1 lookup",
 		},
 		{
 			Name: StopBuild, Title: "Stop a running build",
@@ -241,6 +260,7 @@ func tools() []Tool {
 				"A build that already finished is left alone (stopped=false). To cancel a build that has not started yet, use cancel_queue_item.",
 			Class: ClassSensitive, Resource: ResourceJob, DefaultScopes: []string{scopeBuild},
 			Destructive: true, Idempotent: true, OpenWorld: true,
+			Bounds: "none", JenkinsRequests: "2–3 +1 lookup",
 		},
 		{
 			Name: GetTestResults, Title: "Get a build's test results",
@@ -248,6 +268,7 @@ func tools() []Tool {
 				"and skipped tests and the failing tests with their error messages. not_found when the build has no test report.",
 			Class: ClassRead, Resource: ResourceJob,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "≤ 1000 tests and failures listed", JenkinsRequests: "2 +1 lookup",
 		},
 	}
 }
@@ -333,6 +354,9 @@ func Check(all []Tool) error {
 		seen[t.Name] = true
 		if t.Title == "" || t.Description == "" {
 			problems = append(problems, fmt.Sprintf("tool %q: needs a title and a description", t.Name))
+		}
+		if t.Bounds == "" || t.JenkinsRequests == "" {
+			problems = append(problems, fmt.Sprintf("tool %q: bounds and Jenkins request budget are stated (\"none\" / \"0\" when there are none)", t.Name))
 		}
 		if t.Class < ClassGuest || t.Class > ClassSensitive {
 			problems = append(problems, fmt.Sprintf("tool %q: unknown class %d", t.Name, t.Class))

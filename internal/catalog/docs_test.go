@@ -78,3 +78,47 @@ func TestDocs_EveryToolIsDescribed(t *testing.T) {
 		}
 	}
 }
+
+const (
+	readme           = "../../README.md"
+	readmeTableBegin = "<!-- BEGIN README TOOL TABLE (generated from internal/catalog; do not edit) -->\n"
+	readmeTableEnd   = "<!-- END README TOOL TABLE -->"
+)
+
+// readmeTable renders the catalog as the README's tool table: what each
+// tool is for, its bounds and its Jenkins request budget.
+func readmeTable() string {
+	var b strings.Builder
+	b.WriteString("| tool | class | bounds | Jenkins requests a call |\n")
+	b.WriteString("|---|---|---|---|\n")
+	for _, t := range catalog.All() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", t.Name, t.Class, t.Bounds, t.JenkinsRequests)
+	}
+	return b.String()
+}
+
+// TestDocs_ReadmeToolTableIsTheCatalog pins the README's tool table
+// (bounds and Jenkins request budget) to the catalog. Run with -update
+// after changing the catalog.
+func TestDocs_ReadmeToolTableIsTheCatalog(t *testing.T) {
+	data, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	i, j := strings.Index(doc, readmeTableBegin), strings.Index(doc, readmeTableEnd)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no generated tool table between %q and %q", readme, readmeTableBegin, readmeTableEnd)
+	}
+	got, want := doc[i+len(readmeTableBegin):j], readmeTable()
+	if got == want {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(readme, []byte(doc[:i+len(readmeTableBegin)]+want+doc[j:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s's tool table differs from the catalog; run go test ./internal/catalog -run TestDocs -update\ngot:\n%s\nwant:\n%s", readme, got, want)
+}
