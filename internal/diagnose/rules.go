@@ -1,0 +1,280 @@
+package diagnose
+
+import (
+	"bytes"
+	"regexp"
+)
+
+// A rule recognises one kind of error-looking line. Its score says how
+// decisive such a line is: a line that names a cause (a compiler error with
+// its file and line, "Agent went offline during the build", an
+// OutOfMemoryError) scores high; a line that only says something failed
+// ("ERROR: script returned exit code 1", "BUILD FAILURE") scores low, so it
+// is shown only when nothing better is found.
+//
+// A line is matched on its ASCII-lowercased text first (keys: any of them
+// must occur), which is cheap, and only then on re, over the original text.
+type rule struct {
+	kind  string
+	score int
+	keys  []string       // lowercase; at least one must occur
+	not   []string       // lowercase; none may occur
+	re    *regexp.Regexp // optional, matched on the original line
+}
+
+// A noise rule lowers the score of a line that matched some rule: the
+// "[INFO]" and "[WARNING]" lines of Maven, "0 errors" summaries, a shell's
+// "+ command" trace, stack frames.
+type noise struct {
+	name    string
+	penalty int
+	// weakOnly applies the penalty only to lines whose best rule scores
+	// under weakScore: "Tests run: 3, Failures: 1, Errors: 0" holds a
+	// zero count but is not noise.
+	weakOnly bool
+	prefix   []string // lowercase, at the start of the line (after spaces)
+	keys     []string // lowercase, anywhere
+	re       *regexp.Regexp
+}
+
+const (
+	// minScore is the least score a line needs to be an excerpt at all.
+	minScore = 20
+	// weakScore separates the generic rules ("error" somewhere) from the
+	// specific ones.
+	weakScore = 50
+)
+
+// Rule kinds that hints and tests refer to.
+const (
+	kindAgentOffline   = "agent-offline"
+	kindOOMKilled      = "oom-killed"
+	kindJavaOOM        = "out-of-memory"
+	kindTimeout        = "timeout"
+	kindGroovy         = "jenkinsfile-groovy"
+	kindCredentials    = "credentials-not-found"
+	kindAborted        = "aborted-by-user"
+	kindScriptExit     = "script-exit-code"
+	kindMavenCompile   = "maven-compile-error"
+	kindCompile        = "compile-error"
+	kindTestFailure    = "test-failure"
+	kindAssertion      = "test-assertion"
+	kindGradleResolve  = "dependency-resolution"
+	kindNpmResolve     = "npm-dependency-resolution"
+	kindDockerPull     = "docker-pull"
+	kindNetwork        = "network"
+	kindGitAuth        = "git-auth"
+	kindDiskFull       = "disk-full"
+	kindCommandMissing = "command-not-found"
+)
+
+func re(expr string) *regexp.Regexp { return regexp.MustCompile(expr) }
+
+// rules is the rule set, built once per Diagnose call (no package state:
+// the compiled expressions are cheap to build and a caller could run
+// several analyses at once anyway; see newRules).
+func newRules() []rule {
+	return []rule{
+		// Jenkins and its agents.
+		{kind: kindAgentOffline, score: 92, keys: []string{"went offline during the build"}},
+		{kind: kindAgentOffline, score: 90, keys: []string{"channelclosedexception"}},
+		{kind: kindAgentOffline, score: 88, keys: []string{"cannot contact "}, re: re(`Cannot contact [^\s:]+: `)},
+		{kind: kindAgentOffline, score: 88, keys: []string{"was deleted; cancelling node body", "was marked offline", "connection was broken", "backing channel", "is offline"}, re: re(`(?i)(agent \S+ was (deleted|marked offline)|connection was broken|backing channel '[^']*' is disconnected|agent \S+ is offline)`)},
+		{kind: kindAgentOffline, score: 86, keys: []string{"removednodecause", "removednodetimeoutcause"}},
+
+		{kind: kindOOMKilled, score: 92, keys: []string{"killed"}, re: re(`(^\s*Killed\s*$)|(: line \d+: +\d+ Killed\b)|\bOOMKilled\b`)},
+		{kind: kindOOMKilled, score: 86, keys: []string{"exit code 137", "exit status 137", "exited with code 137"}},
+		{kind: kindJavaOOM, score: 92, keys: []string{"outofmemoryerror", "javascript heap out of memory", "cannot allocate memory", "runtime: out of memory"}},
+
+		{kind: kindTimeout, score: 88, keys: []string{"cancelling nested steps due to timeout", "build timed out (after"}},
+		{kind: kindTimeout, score: 85, keys: []string{"timeout has been exceeded"}},
+
+		{kind: kindGroovy, score: 93, keys: []string{"missingmethodexception", "missingpropertyexception", "multiplecompilationerrorsexception", "no such dsl method", "rejectedaccessexception", "scripts not permitted to use"}},
+		{kind: kindGroovy, score: 92, keys: []string{"workflowscript: "}, re: re(`^WorkflowScript: \d+: `)},
+
+		{kind: kindCredentials, score: 94, keys: []string{"could not find credentials entry with id", "credentialnotfoundexception"}},
+		{kind: kindCredentials, score: 80, keys: []string{"could not be found"}, re: re(`CredentialId "[^"]*" could not be found`)},
+
+		{kind: kindAborted, score: 70, keys: []string{"aborted by ", "rejected by "}, re: re(`^(Aborted|Rejected) by \S+`)},
+
+		// An exit code is where a step failed, rarely why.
+		{kind: kindScriptExit, score: 40, keys: []string{"exit code 143"}},
+		{kind: kindScriptExit, score: 30, keys: []string{"script returned exit code", "exit code", "exit status", "returned non-zero exit status"}},
+		{kind: "build-step-failed", score: 22, keys: []string{"marked build as failure"}},
+
+		// Maven.
+		{kind: kindMavenCompile, score: 95, keys: []string{"[error] "}, re: re(`^\[ERROR\] .*\.(java|kt|scala|groovy):\[\d+(,\d+)?\] `)},
+		{kind: "maven-compilation-header", score: 70, keys: []string{"[error] compilation error"}},
+		{kind: "maven-goal-failed", score: 75, keys: []string{"[error] failed to execute goal"}},
+		{kind: "maven-dependency", score: 90, keys: []string{"could not resolve dependencies for project", "could not transfer artifact", "was not found in"}, re: re(`(?i)(could not resolve dependencies for project|could not transfer artifact|\S+ was not found in https?://)`)},
+		{kind: "build-failure", score: 30, keys: []string{"build failure", "build failed"}},
+
+		// Tests.
+		{kind: kindTestFailure, score: 85, keys: []string{"<<< failure!", "<<< error!"}},
+		{kind: kindAssertion, score: 88, keys: []string{"assertionfailederror", "assertionerror", "comparisonfailure", "but was", "expected:", "assert "}, re: re(`(AssertionFailedError|AssertionError|ComparisonFailure)|expected:? ?<.*> but was:? ?<|^\s*(E\s+)?assert\s|^\s*Expected: .+`)},
+		{kind: "test-summary", score: 55, keys: []string{"tests run:"}, re: re(`Tests run: \d+, Failures: ([1-9]|\d+, Errors: [1-9])`)},
+		{kind: "test-summary", score: 60, keys: []string{"[error] failures:", "[error] errors:"}, re: re(`^\[ERROR\] (Failures|Errors): ?$`)},
+		{kind: "test-summary", score: 50, keys: []string{"there are test failures", "tests failed", "test failed"}},
+		{kind: kindTestFailure, score: 82, keys: []string{"--- fail: "}, re: re(`^\s*--- FAIL: `)},
+		{kind: "go-panic", score: 86, keys: []string{"panic: "}, re: re(`^panic: `)},
+
+		// Compilers.
+		{kind: kindCompile, score: 92, keys: []string{"error"}, re: re(`\.(java|kt|c|cc|cpp|cxx|h|hpp|go|ts|tsx|js|jsx|rs|scala|swift|cs|py):\d+(:\d+)?:? (fatal )?error\b|\(\d+,\d+\): error [A-Z]+\d+|error TS\d+:`)},
+		{kind: kindCompile, score: 90, keys: []string{"e: "}, re: re(`^e: (file://)?\S+\.kts?:`)},
+		{kind: kindCompile, score: 85, keys: []string{"error"}, re: re(`^error\[E\d+\]: `)},
+		{kind: kindCompile, score: 84, keys: []string{"cannot find symbol", "unresolved reference", "undefined reference", "undefined: "}},
+
+		// Gradle.
+		{kind: kindGradleResolve, score: 93, keys: []string{"could not resolve ", "could not find "}, re: re(`^\s*> Could not (resolve|find) [\w.\-]+:[\w.\-]+`)},
+		{kind: kindGradleResolve, score: 90, keys: []string{"could not resolve all files for configuration", "could not resolve all dependencies for configuration", "could not resolve all artifacts for configuration"}},
+		{kind: "gradle-what-went-wrong", score: 72, keys: []string{"* what went wrong:"}},
+		{kind: "gradle-task-failed", score: 75, keys: []string{"execution failed for task"}},
+		{kind: "build-failure", score: 32, keys: []string{"failure: build failed with an exception"}},
+
+		// npm.
+		{kind: kindNpmResolve, score: 90, keys: []string{"eresolve unable to resolve dependency tree", "could not resolve dependency:", "conflicting peer dependency"}},
+		{kind: "npm-missing-script", score: 90, keys: []string{"missing script:"}},
+		{kind: "npm-not-found", score: 85, keys: []string{"npm err! 404", "npm error 404"}},
+		{kind: "npm-error", score: 80, keys: []string{"npm err! code ", "npm error code "}, not: []string{"elifecycle"}},
+		{kind: "npm-error", score: 45, keys: []string{"npm err! code elifecycle", "npm error code elifecycle"}},
+		{kind: "npm-error", score: 38, keys: []string{"npm err!", "npm error "}},
+
+		// Docker.
+		{kind: kindDockerPull, score: 92, keys: []string{"pull access denied", "manifest unknown", "toomanyrequests", "no basic auth credentials", "repository does not exist"}},
+		{kind: kindDockerPull, score: 90, keys: []string{"manifest for "}, re: re(`manifest for \S+ not found`)},
+		{kind: kindDockerPull, score: 85, keys: []string{"error response from daemon", "unauthorized: authentication required"}},
+		{kind: "docker-build", score: 80, keys: []string{"failed to solve", "did not complete successfully"}},
+
+		// Network.
+		{kind: kindNetwork, score: 80, keys: []string{"could not resolve host", "temporary failure in name resolution", "unknownhostexception", "name or service not known", "no such host"}},
+		{kind: kindNetwork, score: 78, keys: []string{"connection reset", "econnreset", "broken pipe"}},
+		{kind: kindNetwork, score: 75, keys: []string{"connection refused", "econnrefused", "connection timed out", "etimedout", "sockettimeoutexception", "read timed out", "tls handshake timeout", "sslhandshakeexception", "i/o timeout", "unexpected eof"}},
+
+		// git.
+		{kind: "git-no-revision", score: 85, keys: []string{"couldn't find any revision to build"}},
+		{kind: kindGitAuth, score: 85, keys: []string{"permission denied (publickey)", "authentication failed for", "could not read username", "invalid username or password"}},
+		{kind: "git-error", score: 72, keys: []string{"error cloning remote repo", "error fetching remote repo"}},
+		{kind: "git-error", score: 68, keys: []string{"fatal: "}, re: re(`^fatal: `)},
+
+		// The shell and the machine.
+		{kind: kindDiskFull, score: 93, keys: []string{"no space left on device", "disk quota exceeded"}},
+		{kind: kindCommandMissing, score: 88, keys: []string{"command not found", ": not found"}, re: re(`(command not found|: \d+: [^:]+: not found)`)},
+		{kind: "permission-denied", score: 65, keys: []string{"permission denied", "access denied"}},
+		{kind: "no-such-file", score: 60, keys: []string{"no such file or directory", "filenotfoundexception"}},
+
+		// Generic: any exception, error or failure.
+		{kind: "exception", score: 70, keys: []string{"exception in thread"}},
+		{kind: "exception", score: 62, keys: []string{"caused by: "}, re: re(`^\s*Caused by: `)},
+		{kind: "exception", score: 58, keys: []string{"exception", "error"}, not: []string{"abortexception: script returned"}, re: re(`^\s*([a-z][\w$]*\.)+[A-Z][\w$]*(Exception|Error)(: |$)`)},
+		{kind: "python-error", score: 65, keys: []string{"error: ", "exception: "}, re: re(`^[A-Z]\w*(Error|Exception): `)},
+		{kind: "python-traceback", score: 55, keys: []string{"traceback (most recent call last)"}},
+		{kind: "fatal", score: 55, keys: []string{"fatal"}, re: re(`(?i)^\s*\[?fatal\]?[:\s]`)},
+		{kind: "error", score: 40, keys: []string{"error"}, re: re(`^\s*(\[ERROR\]|ERROR:|ERROR |Error:|error:|\[error\])`)},
+		{kind: "error", score: 26, keys: []string{"error"}, re: re(`(?i)\berror\b`)},
+		{kind: "exception", score: 24, keys: []string{"exception"}},
+		{kind: "failure", score: 20, keys: []string{"fail"}, re: re(`(?i)\bfail(ed|ure|ing)?\b`)},
+	}
+}
+
+func newNoise() []noise {
+	return []noise{
+		{name: "structure", penalty: 1000, prefix: []string{"[pipeline] ", "finished: "}},
+		{name: "skipped-stage", penalty: 1000, keys: []string{"skipped due to earlier failure", "skipped due to when conditional"}},
+		{name: "stack-frame", penalty: 1000, re: re(`^\s+at [\w$.<>/]+\(|^\s+\.\.\. \d+ more$`)},
+		{name: "log-level", penalty: 45, prefix: []string{"[info]", "[warning]", "[warn]", "[debug]", "warning:", "warn:", "info:", "debug:", "w: "}},
+		{name: "shell-trace", penalty: 60, prefix: []string{"+ "}},
+		{name: "retry", penalty: 15, keys: []string{"retrying", "will retry", "retry ("}},
+		{name: "zero-count", penalty: 40, weakOnly: true, re: re(`(?i)\b(0|no) (errors?|failures?|failed)\b|\b(errors?|failures?|failed)[:=] ?0\b`)},
+		{name: "not-an-error", penalty: 30, weakOnly: true, keys: []string{"error.log", "errors.log", "error_log", "-werror", "ignore-error", "ignoreerror", "on-error", "onerror", "fail-fast", "failfast", "failsafe", "allow_failure", "deprecat", "errorprone", "error-prone", "maxfail"}},
+	}
+}
+
+// matcher scores lines. It keeps a buffer for the lowercased line, so one
+// scan uses one matcher.
+type matcher struct {
+	rules []rule
+	noise []noise
+	lower []byte
+}
+
+func newMatcher() *matcher {
+	return &matcher{rules: newRules(), noise: newNoise()}
+}
+
+// maxMatchBytes is how much of a line is matched: a decisive message is
+// near the start of its line, and matching a 64 KiB line against every
+// rule would make a hostile log slow.
+const maxMatchBytes = 2048
+
+// score returns the best rule for line and the line's score, noise
+// applied; kind is "" when no rule matched.
+func (m *matcher) score(line []byte) (kind string, score int) {
+	if len(line) > maxMatchBytes {
+		line = line[:maxMatchBytes]
+	}
+	m.lower = asciiLower(m.lower[:0], line)
+	best := -1
+	for i := range m.rules {
+		r := &m.rules[i]
+		if r.score <= best || !containsAny(m.lower, r.keys) || containsAny(m.lower, r.not) {
+			continue
+		}
+		if r.re != nil && !r.re.Match(line) {
+			continue
+		}
+		best, kind = r.score, r.kind
+	}
+	if kind == "" {
+		return "", 0
+	}
+	score = best
+	trimmed := bytes.TrimLeft(m.lower, " \t")
+	for i := range m.noise {
+		n := &m.noise[i]
+		if n.weakOnly && best >= weakScore {
+			continue
+		}
+		hit := hasAnyPrefix(trimmed, n.prefix) || containsAny(m.lower, n.keys) || (n.re != nil && n.re.Match(line))
+		if hit {
+			score -= n.penalty
+		}
+	}
+	return kind, score
+}
+
+func containsAny(s []byte, keys []string) bool {
+	for _, k := range keys {
+		if bytesContainsString(s, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAnyPrefix(s []byte, prefixes []string) bool {
+	for _, p := range prefixes {
+		if len(s) >= len(p) && string(s[:len(p)]) == p {
+			return true
+		}
+	}
+	return false
+}
+
+// bytesContainsString is bytes.Contains without converting k (the
+// compiler does not allocate for the conversion in a call argument that
+// does not escape).
+func bytesContainsString(s []byte, k string) bool {
+	return bytes.Contains(s, []byte(k))
+}
+
+// asciiLower appends src to dst with ASCII letters lowercased; other bytes
+// are kept, so offsets in dst are offsets in src.
+func asciiLower(dst, src []byte) []byte {
+	for _, c := range src {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
