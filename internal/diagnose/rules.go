@@ -20,6 +20,10 @@ type rule struct {
 	keys  []string       // lowercase; at least one must occur
 	not   []string       // lowercase; none may occur
 	re    *regexp.Regexp // optional, matched on the original line
+	// check, when set, must also hold for the lowercased line.
+	check func(lower []byte) bool
+
+	keyIDs, notIDs []uint16 // keys and not in the matcher's key set
 }
 
 // A noise rule lowers the score of a line that matched some rule: the
@@ -35,6 +39,11 @@ type noise struct {
 	prefix   []string // lowercase, at the start of the line (after spaces)
 	keys     []string // lowercase, anywhere
 	re       *regexp.Regexp
+	check    func(lower []byte) bool
+	frame    bool // a stack frame ("\tat a.B.c(B.java:1)", "\t... 4 more")
+
+	prefixBytes [][]byte
+	keyIDs      []uint16
 }
 
 const (
@@ -112,14 +121,14 @@ func newRules() []rule {
 		// Tests.
 		{kind: kindTestFailure, score: 85, keys: []string{"<<< failure!", "<<< error!"}},
 		{kind: kindAssertion, score: 88, keys: []string{"assertionfailederror", "assertionerror", "comparisonfailure", "but was", "expected:", "assert "}, re: re(`(AssertionFailedError|AssertionError|ComparisonFailure)|expected:? ?<.*> but was:? ?<|^\s*(E\s+)?assert\s|^\s*Expected: .+`)},
-		{kind: "test-summary", score: 55, keys: []string{"tests run:"}, re: re(`Tests run: \d+, Failures: ([1-9]|\d+, Errors: [1-9])`)},
+		{kind: "test-summary", score: 55, keys: []string{"tests run:"}, check: func(l []byte) bool { return nonzero(l, "failures: ") || nonzero(l, "errors: ") }},
 		{kind: "test-summary", score: 60, keys: []string{"[error] failures:", "[error] errors:"}, re: re(`^\[ERROR\] (Failures|Errors): ?$`)},
 		{kind: "test-summary", score: 50, keys: []string{"there are test failures", "tests failed", "test failed"}},
 		{kind: kindTestFailure, score: 82, keys: []string{"--- fail: "}, re: re(`^\s*--- FAIL: `)},
 		{kind: "go-panic", score: 86, keys: []string{"panic: "}, re: re(`^panic: `)},
 
 		// Compilers.
-		{kind: kindCompile, score: 92, keys: []string{"error"}, re: re(`\.(java|kt|c|cc|cpp|cxx|h|hpp|go|ts|tsx|js|jsx|rs|scala|swift|cs|py):\d+(:\d+)?:? (fatal )?error\b|\(\d+,\d+\): error [A-Z]+\d+|error TS\d+:`)},
+		{kind: kindCompile, score: 92, keys: []string{": error", ": fatal error", "): error", "error ts"}, re: re(`\.(java|kt|c|cc|cpp|cxx|h|hpp|go|ts|tsx|js|jsx|rs|scala|swift|cs|py):\d+(:\d+)?:? (fatal )?error\b|\(\d+,\d+\): error [A-Z]+\d+|error TS\d+:`)},
 		{kind: kindCompile, score: 90, keys: []string{"e: "}, re: re(`^e: (file://)?\S+\.kts?:`)},
 		{kind: kindCompile, score: 85, keys: []string{"error"}, re: re(`^error\[E\d+\]: `)},
 		{kind: kindCompile, score: 84, keys: []string{"cannot find symbol", "unresolved reference", "undefined reference", "undefined: "}},
@@ -169,10 +178,10 @@ func newRules() []rule {
 		{kind: "python-error", score: 65, keys: []string{"error: ", "exception: "}, re: re(`^[A-Z]\w*(Error|Exception): `)},
 		{kind: "python-traceback", score: 55, keys: []string{"traceback (most recent call last)"}},
 		{kind: "fatal", score: 55, keys: []string{"fatal"}, re: re(`(?i)^\s*\[?fatal\]?[:\s]`)},
-		{kind: "error", score: 40, keys: []string{"error"}, re: re(`^\s*(\[ERROR\]|ERROR:|ERROR |Error:|error:|\[error\])`)},
-		{kind: "error", score: 26, keys: []string{"error"}, re: re(`(?i)\berror\b`)},
+		{kind: "error", score: 40, keys: []string{"error"}, check: startsWith("[error]", "error:", "error ")},
+		{kind: "error", score: 26, keys: []string{"error"}, check: word("error", "", "s")},
 		{kind: "exception", score: 24, keys: []string{"exception"}},
-		{kind: "failure", score: 20, keys: []string{"fail"}, re: re(`(?i)\bfail(ed|ure|ing)?\b`)},
+		{kind: "failure", score: 20, keys: []string{"fail"}, check: word("fail", "", "ed", "ure", "ing", "s")},
 	}
 }
 
@@ -180,25 +189,58 @@ func newNoise() []noise {
 	return []noise{
 		{name: "structure", penalty: 1000, prefix: []string{"[pipeline] ", "finished: "}},
 		{name: "skipped-stage", penalty: 1000, keys: []string{"skipped due to earlier failure", "skipped due to when conditional"}},
-		{name: "stack-frame", penalty: 1000, re: re(`^\s+at [\w$.<>/]+\(|^\s+\.\.\. \d+ more$`)},
+		{name: "stack-frame", penalty: 1000, frame: true},
 		{name: "log-level", penalty: 45, prefix: []string{"[info]", "[warning]", "[warn]", "[debug]", "warning:", "warn:", "info:", "debug:", "w: "}},
 		{name: "shell-trace", penalty: 60, prefix: []string{"+ "}},
 		{name: "retry", penalty: 15, keys: []string{"retrying", "will retry", "retry ("}},
-		{name: "zero-count", penalty: 40, weakOnly: true, re: re(`(?i)\b(0|no) (errors?|failures?|failed)\b|\b(errors?|failures?|failed)[:=] ?0\b`)},
+		{name: "zero-count", penalty: 40, weakOnly: true, keys: []string{"error", "fail"}, check: zeroCount},
 		{name: "not-an-error", penalty: 30, weakOnly: true, keys: []string{"error.log", "errors.log", "error_log", "-werror", "ignore-error", "ignoreerror", "on-error", "onerror", "fail-fast", "failfast", "failsafe", "allow_failure", "deprecat", "errorprone", "error-prone", "maxfail"}},
 	}
 }
 
-// matcher scores lines. It keeps a buffer for the lowercased line, so one
-// scan uses one matcher.
+// matcher scores lines. It keeps buffers for the line being scored, so
+// one scan uses one matcher.
 type matcher struct {
-	rules []rule
-	noise []noise
-	lower []byte
+	rules   []rule
+	noise   []noise
+	keys    *keySet
+	lower   []byte
+	found   []bool
+	touched []uint16
+	hit     func(id uint16)
 }
 
 func newMatcher() *matcher {
-	return &matcher{rules: newRules(), noise: newNoise()}
+	m := &matcher{rules: newRules(), noise: newNoise()}
+	var keys []string
+	ids := map[string]uint16{}
+	id := func(ss []string) []uint16 {
+		out := make([]uint16, len(ss))
+		for i, s := range ss {
+			n, ok := ids[s]
+			if !ok {
+				n = uint16(len(keys))
+				ids[s] = n
+				keys = append(keys, s)
+			}
+			out[i] = n
+		}
+		return out
+	}
+	for i := range m.rules {
+		m.rules[i].keyIDs, m.rules[i].notIDs = id(m.rules[i].keys), id(m.rules[i].not)
+	}
+	for i := range m.noise {
+		m.noise[i].keyIDs = id(m.noise[i].keys)
+		m.noise[i].prefixBytes = make([][]byte, len(m.noise[i].prefix))
+		for j, p := range m.noise[i].prefix {
+			m.noise[i].prefixBytes[j] = []byte(p)
+		}
+	}
+	m.keys = newKeySet(keys)
+	m.found = make([]bool, len(keys))
+	m.hit = func(id uint16) { m.touched = append(m.touched, id) }
+	return m
 }
 
 // maxMatchBytes is how much of a line is matched: a decisive message is
@@ -207,19 +249,28 @@ func newMatcher() *matcher {
 const maxMatchBytes = 2048
 
 // score returns the best rule for line and the line's score, noise
-// applied; kind is "" when no rule matched.
+// applied; kind is "" when no rule matched. Most lines hold none of the
+// keys and cost one pass of the key automaton.
 func (m *matcher) score(line []byte) (kind string, score int) {
 	if len(line) > maxMatchBytes {
 		line = line[:maxMatchBytes]
+	}
+	for _, id := range m.touched {
+		m.found[id] = false
+	}
+	m.touched = m.touched[:0]
+	m.keys.match(line, m.found, m.hit)
+	if len(m.touched) == 0 {
+		return "", 0
 	}
 	m.lower = asciiLower(m.lower[:0], line)
 	best := -1
 	for i := range m.rules {
 		r := &m.rules[i]
-		if r.score <= best || !containsAny(m.lower, r.keys) || containsAny(m.lower, r.not) {
+		if r.score <= best || !m.any(r.keyIDs) || m.any(r.notIDs) {
 			continue
 		}
-		if r.re != nil && !r.re.Match(line) {
+		if r.re != nil && !r.re.Match(line) || r.check != nil && !r.check(m.lower) {
 			continue
 		}
 		best, kind = r.score, r.kind
@@ -234,7 +285,10 @@ func (m *matcher) score(line []byte) (kind string, score int) {
 		if n.weakOnly && best >= weakScore {
 			continue
 		}
-		hit := hasAnyPrefix(trimmed, n.prefix) || containsAny(m.lower, n.keys) || (n.re != nil && n.re.Match(line))
+		hit := hasAnyPrefix(trimmed, n.prefixBytes) || n.frame && isFrame(line) || (n.re != nil && n.re.Match(line))
+		if !hit && n.keyIDs != nil && m.any(n.keyIDs) {
+			hit = n.check == nil || n.check(m.lower)
+		}
 		if hit {
 			score -= n.penalty
 		}
@@ -242,29 +296,98 @@ func (m *matcher) score(line []byte) (kind string, score int) {
 	return kind, score
 }
 
-func containsAny(s []byte, keys []string) bool {
-	for _, k := range keys {
-		if bytesContainsString(s, k) {
+func (m *matcher) any(ids []uint16) bool {
+	for _, id := range ids {
+		if m.found[id] {
 			return true
 		}
 	}
 	return false
 }
 
-func hasAnyPrefix(s []byte, prefixes []string) bool {
+func hasAnyPrefix(s []byte, prefixes [][]byte) bool {
 	for _, p := range prefixes {
-		if len(s) >= len(p) && string(s[:len(p)]) == p {
+		if bytes.HasPrefix(s, p) {
 			return true
 		}
 	}
 	return false
 }
 
-// bytesContainsString is bytes.Contains without converting k (the
-// compiler does not allocate for the conversion in a call argument that
-// does not escape).
-func bytesContainsString(s []byte, k string) bool {
-	return bytes.Contains(s, []byte(k))
+func isWordByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c >= 0x80
+}
+
+// word returns a check that stem occurs in a lowercased line as a whole
+// word, bare or with one of the suffixes ("" for bare): word("fail", "",
+// "ed") holds for "failed" and "fail", not for "failsafe".
+func word(stem string, suffixes ...string) func([]byte) bool {
+	return func(lower []byte) bool {
+		for off := 0; ; {
+			i := bytes.Index(lower[off:], []byte(stem))
+			if i < 0 {
+				return false
+			}
+			i += off
+			off = i + 1
+			if i > 0 && isWordByte(lower[i-1]) {
+				continue
+			}
+			rest := lower[i+len(stem):]
+			for _, suf := range suffixes {
+				if bytes.HasPrefix(rest, []byte(suf)) && (len(rest) == len(suf) || !isWordByte(rest[len(suf)])) {
+					return true
+				}
+			}
+		}
+	}
+}
+
+// nonzero holds when label ("failures: ") is followed by a count other
+// than 0.
+func nonzero(lower []byte, label string) bool {
+	i := bytes.Index(lower, []byte(label))
+	if i < 0 {
+		return false
+	}
+	rest := lower[i+len(label):]
+	return len(rest) > 0 && '1' <= rest[0] && rest[0] <= '9'
+}
+
+// startsWith returns a check that the lowercased line, leading spaces
+// trimmed, starts with one of prefixes.
+func startsWith(prefixes ...string) func([]byte) bool {
+	bs := make([][]byte, len(prefixes))
+	for i, p := range prefixes {
+		bs[i] = []byte(p)
+	}
+	return func(lower []byte) bool { return hasAnyPrefix(bytes.TrimLeft(lower, " \t"), bs) }
+}
+
+// zeroCount holds for a lowercased line that counts no errors or
+// failures: "0 errors", "no failures", "errors: 0", "failed=0".
+func zeroCount(lower []byte) bool {
+	for _, stem := range [...]string{"error", "failure", "failed", "fail"} {
+		for off := 0; ; {
+			i := bytes.Index(lower[off:], []byte(stem))
+			if i < 0 {
+				break
+			}
+			i += off
+			off = i + 1
+			before := lower[:i]
+			if bytes.HasSuffix(before, []byte("no ")) ||
+				bytes.HasSuffix(before, []byte("0 ")) && (len(before) < 3 || before[len(before)-3] < '0' || before[len(before)-3] > '9') {
+				return true
+			}
+			rest := bytes.TrimPrefix(lower[i+len(stem):], []byte("s"))
+			rest = bytes.TrimLeft(rest, ":= ")
+			if len(rest) > 0 && rest[0] == '0' && (len(rest) == 1 || rest[1] < '0' || rest[1] > '9') && len(lower[i+len(stem):]) > len(rest) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // asciiLower appends src to dst with ASCII letters lowercased; other bytes

@@ -461,7 +461,8 @@ func display(b []byte) string {
 }
 
 // cutString is b as valid UTF-8 without control characters (tabs kept),
-// cut to at most max bytes with "…" appended when cut.
+// at most max bytes: a longer text is cut at a character boundary and ends
+// with "…" (within max).
 func cutString(b []byte, max int) string {
 	out := make([]byte, 0, min(len(b), max+3))
 	for i := 0; i < len(b); {
@@ -471,6 +472,10 @@ func cutString(b []byte, max int) string {
 			continue
 		}
 		if len(out)+utf8.RuneLen(r) > max {
+			for len(out) > max-len("…") {
+				_, n := utf8.DecodeLastRune(out)
+				out = out[:len(out)-n]
+			}
 			return string(append(out, "…"...))
 		}
 		out = utf8.AppendRune(out, r) // an invalid byte becomes U+FFFD
