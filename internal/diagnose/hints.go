@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // networkWords are the network failures a download may end with.
@@ -16,7 +17,8 @@ type hintPatterns struct {
 	node, credID, exitCode, abortedBy, missingCmd, groovy, dependency, image, location *regexp.Regexp
 }
 
-func newHintPatterns() *hintPatterns {
+// hintRegexps are compiled once; they are never changed.
+var hintRegexps = sync.OnceValue(func() *hintPatterns {
 	return &hintPatterns{
 		node:       regexp.MustCompile(`Cannot contact ([^\s:]+):|[Aa]gent (\S+) was (?:deleted|marked offline)|[Bb]acking channel '([^']+)'|Channel@[0-9a-f]+:([^"\s]+)"|[Aa]gent (\S+) is offline`),
 		credID:     regexp.MustCompile(`(?:with ID|CredentialId) ['"]([^'"]{1,100})['"]`),
@@ -28,12 +30,12 @@ func newHintPatterns() *hintPatterns {
 		image:      regexp.MustCompile(`(?:pull access denied for|manifest for|Unable to find image) '?([^\s',]{1,150})`),
 		location:   regexp.MustCompile(`([\w./\-]+\.(?:java|kt|kts|scala|groovy|go|ts|tsx|js|jsx|py|rs|c|cc|cpp|h|cs|swift))(?::\[?(\d+))?`),
 	}
-}
+})
 
 // hints are short suggestions drawn from the chosen excerpts (best first)
 // and the build's facts, each at most MaxHintBytes, at most MaxHints.
 func hints(b *Build, r *Report, chosen []*candidate, f *facts) []string {
-	p := newHintPatterns()
+	p := hintRegexps()
 	var out []string
 	add := func(format string, args ...any) {
 		h := bounded(fmt.Sprintf(format, args...), MaxHintBytes)

@@ -3,6 +3,7 @@ package diagnose
 import (
 	"bytes"
 	"regexp"
+	"sync"
 )
 
 // A rule recognises one kind of error-looking line. Its score says how
@@ -79,9 +80,7 @@ const (
 
 func re(expr string) *regexp.Regexp { return regexp.MustCompile(expr) }
 
-// rules is the rule set, built once per Diagnose call (no package state:
-// the compiled expressions are cheap to build and a caller could run
-// several analyses at once anyway; see newRules).
+// newRules is the rule set; compiledRules builds it once.
 func newRules() []rule {
 	return []rule{
 		// Jenkins and its agents.
@@ -201,17 +200,26 @@ func newNoise() []noise {
 // matcher scores lines. It keeps buffers for the line being scored, so
 // one scan uses one matcher.
 type matcher struct {
-	rules   []rule
-	noise   []noise
-	keys    *keySet
+	*ruleSet
 	lower   []byte
 	found   []bool
 	touched []uint16
 	hit     func(id uint16)
 }
 
-func newMatcher() *matcher {
-	m := &matcher{rules: newRules(), noise: newNoise()}
+// ruleSet is the compiled rule set, never changed once built: matchers
+// share it.
+type ruleSet struct {
+	rules []rule
+	noise []noise
+	keys  *keySet
+	nkeys int
+}
+
+// compiledRules builds the rule set on first use (compiling its
+// expressions and key automaton takes about 10 ms).
+var compiledRules = sync.OnceValue(func() *ruleSet {
+	m := &ruleSet{rules: newRules(), noise: newNoise()}
 	var keys []string
 	ids := map[string]uint16{}
 	id := func(ss []string) []uint16 {
@@ -237,8 +245,13 @@ func newMatcher() *matcher {
 			m.noise[i].prefixBytes[j] = []byte(p)
 		}
 	}
-	m.keys = newKeySet(keys)
-	m.found = make([]bool, len(keys))
+	m.keys, m.nkeys = newKeySet(keys), len(keys)
+	return m
+})
+
+func newMatcher() *matcher {
+	rs := compiledRules()
+	m := &matcher{ruleSet: rs, found: make([]bool, rs.nkeys)}
 	m.hit = func(id uint16) { m.touched = append(m.touched, id) }
 	return m
 }
