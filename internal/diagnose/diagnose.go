@@ -3,6 +3,7 @@ package diagnose
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -138,6 +139,29 @@ func Diagnose(ctx context.Context, b *Build, o *Options) (*Report, error) {
 	for _, c := range chosen {
 		r.ErrorExcerpts = append(r.ErrorExcerpts, excerpt(b, c))
 	}
+	// The stage where the cause was found goes first: a parallel block's
+	// stage fails with its failed branch, and the branch is the news.
+	rank := map[string]int{}
+	for i, e := range r.ErrorExcerpts {
+		if e.Stage != nil && e.Stage.ID != "" {
+			if _, ok := rank[e.Stage.ID]; !ok {
+				rank[e.Stage.ID] = i
+			}
+		}
+	}
+	slices.SortStableFunc(r.FailedStages, func(a, b StageRef) int {
+		ra, oka := rank[a.ID]
+		rb, okb := rank[b.ID]
+		switch {
+		case oka && okb:
+			return ra - rb
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		return 0
+	})
 	for i, t := range b.FailingTests {
 		if i == MaxFailingTests {
 			break

@@ -77,7 +77,7 @@ type Upstream struct {
 // of JSON, every field bounded.
 type Report struct {
 	Result        string     `json:"result" jsonschema:"the build's result: SUCCESS, UNSTABLE, FAILURE, NOT_BUILT, ABORTED, or IN_PROGRESS while it runs"`
-	FailedStages  []StageRef `json:"failed_stages" jsonschema:"the stages that failed, were unstable or aborted, worst first; empty for a freestyle build"`
+	FailedStages  []StageRef `json:"failed_stages" jsonschema:"the stages that failed, were unstable or aborted: those where an excerpt was found first, then failed, unstable, aborted; empty for a freestyle build"`
 	ErrorExcerpts []Excerpt  `json:"error_excerpts" jsonschema:"the lines that look like the cause of the failure, with context, the most decisive first; excerpts from the failed stages come before the others"`
 	FailingTests  []Test     `json:"failing_tests" jsonschema:"at most 10 failed tests of the build's test report"`
 	// FailingTestsTotal counts all failed tests, also those not listed.

@@ -17,6 +17,11 @@
 // log), and its id the flow node id of the block's start, counting the
 // flow graph's nodes from 2 (FlowStartNode) as workflow-cps numbers them.
 //
+// A case may also hold stages/<stage name>.log: that stage's log as
+// Jenkins records it per flow node, for what the console cannot tell apart
+// (parallel branches interleave their lines in the console, without saying
+// whose each line is).
+//
 // The simulator and the demo can create these builds from Cases; the
 // diagnose tests measure the analysis on them.
 package corpus
@@ -25,6 +30,7 @@ import (
 	"bufio"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -173,6 +179,14 @@ func load(name string) (Case, error) {
 			st.Status = "SUCCESS"
 			if s, ok := cf.Stages[st.Name]; ok {
 				st.Status, st.ErrorType, st.ErrorMessage = s.Status, s.ErrorType, s.ErrorMessage
+			}
+		}
+		for i := range c.Stages {
+			st := &c.Stages[i]
+			if own, err := files.ReadFile(path.Join(dir, "stages", st.Name+".log")); err == nil {
+				st.Log = string(own)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return Case{}, fmt.Errorf("corpus: %s: %w", name, err)
 			}
 		}
 		for n := range cf.Stages {
