@@ -29,6 +29,7 @@ FUZZTIME ?= 30s
 # for FUZZTIME (make fuzz FUZZTIME=10m for the long run).
 FUZZ_TARGETS = \
 	./internal/jobpath:FuzzParse \
+	./internal/diagnose:FuzzDiagnose \
 	./internal/jenkins:FuzzParseJenkinsJSON \
 	./internal/jenkins:FuzzSearchLog \
 	./internal/jenkins:FuzzConsolePages \

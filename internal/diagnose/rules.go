@@ -205,6 +205,8 @@ type matcher struct {
 	found   []bool
 	touched []uint16
 	hit     func(id uint16)
+	seen    []uint32 // rule i was checked for this line when seen[i] == line
+	line    uint32
 }
 
 // ruleSet is the compiled rule set, never changed once built: matchers
@@ -214,6 +216,9 @@ type ruleSet struct {
 	noise []noise
 	keys  *keySet
 	nkeys int
+	// keyRules lists, for each key, the rules that have it among their
+	// keys: a line is checked against the rules its keys name only.
+	keyRules [][]int
 }
 
 // compiledRules builds the rule set on first use (compiling its
@@ -246,12 +251,18 @@ var compiledRules = sync.OnceValue(func() *ruleSet {
 		}
 	}
 	m.keys, m.nkeys = newKeySet(keys), len(keys)
+	m.keyRules = make([][]int, len(keys))
+	for i, r := range m.rules {
+		for _, id := range r.keyIDs {
+			m.keyRules[id] = append(m.keyRules[id], i)
+		}
+	}
 	return m
 })
 
 func newMatcher() *matcher {
 	rs := compiledRules()
-	m := &matcher{ruleSet: rs, found: make([]bool, rs.nkeys)}
+	m := &matcher{ruleSet: rs, found: make([]bool, rs.nkeys), seen: make([]uint32, len(rs.rules))}
 	m.hit = func(id uint16) { m.touched = append(m.touched, id) }
 	return m
 }
@@ -277,16 +288,22 @@ func (m *matcher) score(line []byte) (kind string, score int) {
 		return "", 0
 	}
 	m.lower = asciiLower(m.lower[:0], line)
-	best := -1
-	for i := range m.rules {
-		r := &m.rules[i]
-		if r.score <= best || !m.any(r.keyIDs) || m.any(r.notIDs) {
-			continue
+	m.line++
+	if m.line == 0 { // wrapped: forget every stamp
+		clear(m.seen)
+		m.line = 1
+	}
+	best, bestRule := -1, -1
+	for _, id := range m.touched {
+		for _, i := range m.keyRules[id] {
+			if m.seen[i] == m.line {
+				continue
+			}
+			m.seen[i] = m.line
+			if r := &m.rules[i]; (r.score > best || r.score == best && i < bestRule) && m.holds(i, line) {
+				kind, best, bestRule = r.kind, r.score, i
+			}
 		}
-		if r.re != nil && !r.re.Match(line) || r.check != nil && !r.check(m.lower) {
-			continue
-		}
-		best, kind = r.score, r.kind
 	}
 	if kind == "" {
 		return "", 0
@@ -307,6 +324,13 @@ func (m *matcher) score(line []byte) (kind string, score int) {
 		}
 	}
 	return kind, score
+}
+
+// holds reports whether line (one of whose keys rule i has) matches rule
+// i; among rules of one score the first declared wins.
+func (m *matcher) holds(i int, line []byte) bool {
+	r := &m.rules[i]
+	return !m.any(r.notIDs) && (r.re == nil || r.re.Match(line)) && (r.check == nil || r.check(m.lower))
 }
 
 func (m *matcher) any(ids []uint16) bool {
