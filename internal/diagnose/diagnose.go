@@ -69,6 +69,10 @@ type Options struct {
 // is 1-based within its log: the stage's log (Excerpt.Log "stage") or the
 // whole console text ("console").
 //
+// Line numbers count from the start of the text given, so the tool gives
+// whole logs (streamed: the scan holds no more than a line and its
+// context) and lets Options.MaxScanBytes bound the reading.
+//
 // An error reading a log is returned (wrapped); when ctx ends, the scan
 // stops and the report holds what was found, saying so in Omitted.
 func Diagnose(ctx context.Context, b *Build, o *Options) (*Report, error) {
@@ -214,7 +218,7 @@ func newScanner(b *Build, failed []int, o Options) *scanner {
 			s.stageIndex[bounded(st.Name, maxStageName)] = i
 		}
 	}
-	for _, i := range failed {
+	for _, i := range failed[:min(len(failed), MaxFailedStages)] {
 		msg := firstLine(b.Stages[i].ErrorMessage)
 		if len(msg) > 80 {
 			msg = msg[:80]
