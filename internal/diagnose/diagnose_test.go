@@ -248,3 +248,37 @@ func FuzzDiagnose(f *testing.F) {
 		}
 	})
 }
+
+// A shell's "+ command" trace echoes what a step runs, not what it
+// printed: a command that mentions an error is not the error.
+func TestDiagnose_ShellTraceIsNotOutput(t *testing.T) {
+	t.Parallel()
+	log := "+ echo 'watching for java.lang.OutOfMemoryError in the logs'\nwatching for java.lang.OutOfMemoryError in the logs\n" +
+		"+ ./release.sh\nerror: release 1.2.0 already exists\n"
+	r := run(t, &diagnose.Build{Result: "FAILURE", Console: strings.NewReader(log)}, nil)
+	// The echoed text itself (line 2) is output and does say
+	// OutOfMemoryError; the trace line (1) must not outrank it.
+	if e := r.ErrorExcerpts[0]; e.LineNumber == 1 {
+		t.Fatalf("first excerpt is the shell trace: %+v", e)
+	}
+	log = "+ grep -c OutOfMemoryError app.log\n+ ./release.sh\nerror: release 1.2.0 already exists\n"
+	r = run(t, &diagnose.Build{Result: "FAILURE", Console: strings.NewReader(log)}, nil)
+	if e := r.ErrorExcerpts[0]; e.LineNumber != 3 {
+		t.Fatalf("first excerpt = %+v, want line 3", e)
+	}
+}
+
+// With only the console, a line of a stage that passed ranks below a
+// plainer line of the stage that failed.
+func TestDiagnose_FailedStageLinesComeBeforePassedStages(t *testing.T) {
+	t.Parallel()
+	console := "[Pipeline] stage\n[Pipeline] { (Lint)\nnpm ERR! code E404 (optional plugin, ignored)\n[Pipeline] }\n" +
+		"[Pipeline] stage\n[Pipeline] { (Deploy)\nERROR: helm upgrade refused: release is locked\n[Pipeline] }\n"
+	b := &diagnose.Build{Result: "FAILURE", Pipeline: true, Console: strings.NewReader(console), Stages: []diagnose.Stage{
+		{ID: "3", Name: "Lint", Status: "SUCCESS"}, {ID: "8", Name: "Deploy", Status: "FAILED"},
+	}}
+	r := run(t, b, nil)
+	if e := r.ErrorExcerpts[0]; e.Stage == nil || e.Stage.Name != "Deploy" {
+		t.Fatalf("first excerpt = %+v, want the Deploy stage's", e)
+	}
+}
