@@ -8,8 +8,12 @@ package diagnose
 type keySet struct {
 	class   [256]uint8
 	classes int
-	delta   []int32    // state*classes + class → state
-	out     [][]uint16 // the keys that end at a state (fail links merged)
+	// delta maps state*classes + class to the next state's row
+	// (state*classes), shifted left once, the low bit set when keys end at
+	// that state: the hot loop then needs no multiplication and reads out
+	// only where a key ends.
+	delta []int32
+	out   [][]uint16 // the keys that end at a state (fail links merged)
 }
 
 func newKeySet(keys []string) *keySet {
@@ -74,17 +78,26 @@ func newKeySet(keys []string) *keySet {
 			queue = append(queue, t)
 		}
 	}
+	// Encode: rows pre-multiplied and the output bit.
+	for i, t := range k.delta {
+		e := t * int32(k.classes) << 1
+		if len(k.out[t]) > 0 {
+			e |= 1
+		}
+		k.delta[i] = e
+	}
 	return k
 }
 
 // match sets found[id] for every key that occurs in line (ASCII case
 // ignored); found must be as long as the key list and all false.
 func (k *keySet) match(line []byte, found []bool, hit func(id uint16)) {
-	s := int32(0)
+	row := int32(0)
 	for _, b := range line {
-		s = k.delta[int(s)*k.classes+int(k.class[b])]
-		if out := k.out[s]; out != nil {
-			for _, id := range out {
+		e := k.delta[row+int32(k.class[b])]
+		row = e >> 1
+		if e&1 != 0 {
+			for _, id := range k.out[int(row)/k.classes] {
 				if !found[id] {
 					found[id] = true
 					hit(id)

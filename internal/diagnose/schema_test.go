@@ -36,7 +36,7 @@ func TestReport_SchemaNamesTheContractFields(t *testing.T) {
 	}
 	// A report validates against its own schema.
 	r := run(t, &diagnose.Build{Result: "FAILURE", Pipeline: true, Upstream: &diagnose.Upstream{Job: "a/b", Build: 2},
-		Stages: []diagnose.Stage{{ID: "7", Name: "Build", Status: "FAILED", Log: strings.NewReader("Killed\n")}},
+		Stages:       []diagnose.Stage{{ID: "7", Name: "Build", Status: "FAILED", Log: strings.NewReader("Killed\n")}},
 		FailingTests: []diagnose.Test{{Name: "t"}}, Changes: []diagnose.Commit{{ID: "abc", Author: "bob", Message: "m"}}}, nil)
 	resolved, err := s.Resolve(nil)
 	if err != nil {
