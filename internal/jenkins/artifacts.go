@@ -399,3 +399,10 @@ func parseContentRange(v string) (start, total int64, ok bool) {
 	}
 	return start, total, true
 }
+
+// ArtifactURL is the address of an artifact under the configured Jenkins
+// URL (number 0: the last build), for naming it to a client; it is never
+// followed for them.
+func (c *Client) ArtifactURL(job jobpath.Path, number int64, path ArtifactPath) string {
+	return c.url(buildRel(job, number)+"artifact/"+path.escaped(), nil)
+}
