@@ -50,7 +50,9 @@ func addSampleSCM(s *Server, now time.Time) {
 			panic(fmt.Sprintf("jenkinstest: sample artifacts: %v", err))
 		}
 	}
-	ago := func(h float64) time.Time { return now.Add(-time.Duration(h * float64(time.Hour))).Truncate(time.Second) }
+	ago := func(h float64) time.Time {
+		return now.Add(-time.Duration(h * float64(time.Hour))).Truncate(time.Second)
+	}
 	logo := samplePNG()
 	must(s.setBuildSCM("frontend/web-app", 5, BuildSpec{
 		Artifacts: []Artifact{
