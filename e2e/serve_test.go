@@ -22,6 +22,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/devidp"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
 )
@@ -314,7 +315,7 @@ func TestServe_ScopeStepUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	tools, err := cs.ListTools(context.Background(), nil)
-	if err != nil || len(tools.Tools) != 13 {
+	if err != nil || len(tools.Tools) != len(catalog.All()) {
 		t.Fatalf("tools/list with a read-only token: %v (it is filtered by policy, not scope)", err)
 	}
 	resp := rawMCP(t, s.url, map[string]string{"Authorization": "Bearer " + readOnly}, toolCallBody("trigger_job", map[string]any{"job": "frontend/web-app"}))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/butler-mcp/butler/internal/catalog"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
 )
 
@@ -109,7 +110,7 @@ func TestStdio_EveryTool(t *testing.T) {
 	cs := stdioClient(t, url, jenkinstest.SampleAlice, jenkinstest.SampleAliceToken)
 
 	tools, err := cs.ListTools(context.Background(), nil)
-	if err != nil || len(tools.Tools) != 13 {
+	if err != nil || len(tools.Tools) != len(catalog.All()) {
 		t.Fatalf("tools/list: %d tools, %v", len(tools.Tools), err)
 	}
 	if h := mustOK(t, cs, "health", nil); h["status"] != "ok" {

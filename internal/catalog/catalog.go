@@ -145,6 +145,9 @@ const (
 	SearchBuildLog     = "search_build_log"
 	StopBuild          = "stop_build"
 	GetTestResults     = "get_test_results"
+	ListArtifacts      = "list_artifacts"
+	GetArtifact        = "get_artifact"
+	GetBuildChanges    = "get_build_changes"
 )
 
 // Default OAuth scopes: DefaultScope is what a tool without DefaultScopes
@@ -207,10 +210,12 @@ func tools() []Tool {
 			Description: "Queues a build of a job, as you: Jenkins starts it only if your own Jenkins account has the Build permission on that job. " +
 				"Pass parameters by name (get_job lists them); values are checked against the job's parameter definitions first. " +
 				"Returns the queue item; with wait_for_start_seconds it waits for the build number. " +
+				"To rebuild, give rebuild_of (a build number): its parameters are used, overridden by parameters; password values are never copied, " +
+				"so give them again or they take their defaults. " +
 				"Each call starts a new build, so do not retry a call that succeeded.",
 			Class: ClassSensitive, Resource: ResourceJob, DefaultScopes: []string{scopeBuild},
 			OpenWorld: true,
-			Bounds:    "`wait_for_start_seconds` ≤ 60", JenkinsRequests: "2 (job, build) +1 lookup; +1 per 2 s while waiting for the start",
+			Bounds:    "`wait_for_start_seconds` ≤ 60", JenkinsRequests: "2 (job, build) +1 lookup; +1 with rebuild_of; +1 per 2 s while waiting for the start",
 		},
 		{
 			Name: GetQueueItem, Title: "Follow a queued build",
@@ -269,6 +274,34 @@ func tools() []Tool {
 			Class: ClassRead, Resource: ResourceJob,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
 			Bounds: "≤ 1000 tests and failures listed", JenkinsRequests: "2 +1 lookup",
+		},
+		{
+			Name: ListArtifacts, Title: "List a build's artifacts",
+			Description: "Lists the files a build archived (the last build unless build is given), with their paths and sizes. " +
+				"Sizes are known for Pipeline builds and null where Jenkins does not report them (freestyle builds). " +
+				"Read a file with get_artifact, passing a path exactly as listed. At most 1000 files; truncated says there are more.",
+			Class: ClassRead, Resource: ResourceJob,
+			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "≤ 1000 files listed", JenkinsRequests: "1–2 (build, Pipeline sizes) +1 lookup",
+		},
+		{
+			Name: GetArtifact, Title: "Read a build artifact",
+			Description: "Reads one archived file of a build, path as list_artifacts shows it (literal, not URL-encoded; no '..'). " +
+				"A text file comes back as text a page at a time, like get_build_log: from byte offset start, at most max_bytes, " +
+				"continuing with next_start while more is true. A binary file comes back as its size and media type, and its bytes " +
+				"as an embedded resource only when it fits in max_bytes. Give build when paging, so every page is of the same build.",
+			Class: ClassRead, Resource: ResourceJob,
+			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "`max_bytes` ≤ 1 MiB (64 KiB default) a page", JenkinsRequests: "1 (2 when start is past the end) +1 lookup",
+		},
+		{
+			Name: GetBuildChanges, Title: "Get a build's SCM changes",
+			Description: "Lists the commits a build built, as Jenkins recorded them at checkout (the last build unless build is given): " +
+				"id, author, message, time and the files each touched, and the repositories fetched from (without credentials). " +
+				"Use it to see what changed between a passing and a failing build; an empty list means Jenkins recorded no changes.",
+			Class: ClassRead, Resource: ResourceJob,
+			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "≤ 200 commits, ≤ 50 paths each, messages cut at 1000 characters", JenkinsRequests: "1 +1 lookup",
 		},
 	}
 }

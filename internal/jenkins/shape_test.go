@@ -261,6 +261,7 @@ func butlerRequests(t *testing.T, c *Client, clk *jenkinstest.FakeClock) {
 	_, err = c.ReadLog(ctx, admin, p("frontend/web-app"), q.BuildNumber, 0, 1<<20)
 	must("running log", err)
 	must("stop", c.StopBuild(ctx, admin, p("frontend/web-app"), q.BuildNumber))
+	butlerArtifactRequests(t, c)
 }
 
 // shape is the set of paths a JSON document has, each with its JSON types
@@ -471,7 +472,7 @@ func wireKinds() []wireKind {
 	json200 := "application/json;charset=utf-8"
 	text200 := "text/plain;charset=utf-8"
 	c := func(s string) func() string { return func() string { return s } }
-	return []wireKind{
+	return append([]wireKind{
 		// Ping sends no credential: anonymous without Overall/Read gets
 		// the 403 login page (HudsonAuthenticationEntryPoint.commence),
 		// which still carries X-Jenkins, all the client reads.
@@ -505,7 +506,7 @@ func wireKinds() []wireKind {
 			status: []int{204}, check: checkCancel},
 		{name: "stop", method: "POST", path: regexp.MustCompile(`^` + buildPath + `stop$`),
 			status: []int{302}, check: checkStop},
-	}
+	}, artifactWireKinds()...)
 }
 
 // TestWire_AgainstRealJenkins sends every request the client sends to the

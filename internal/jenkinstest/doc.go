@@ -77,6 +77,14 @@
 //     anonymous. Crumbs are bound to a session cookie and a user; a POST
 //     without credentials needs one.
 //
+//   - Artifacts and change logs (artifacts.go): a build's archived files
+//     in api/json (Run.getArtifacts), served at artifact/<path> as
+//     DirectoryBrowserSupport and Stapler do (Range to 206, no 416, a
+//     folder redirected, Run.ARTIFACTS with Options.ArtifactsPermission, a
+//     302 to Options.ResourceRootURL), Pipeline sizes at wfapi/artifacts
+//     (pipeline-stage-view), and git change sets: a freestyle build's
+//     changeSet, a Pipeline's changeSets, BuildData's remoteUrls.
+//
 //   - Time: everything is driven by an injected Clock. The simulation is
 //     discrete-event: each request (and each public method) first replays
 //     every event due since the last one, at the event's own time (a build
@@ -103,7 +111,9 @@
 //
 // No HTML UI beyond placeholder pages, no XML API, no depth>0 (it is
 // answered as depth=0), no agents or labels (one pool of executors), no
-// SCM, artifacts or changelogs, no build parameters of other types, no
+// SCM polling or checkout (a build's git change log and remote URLs are
+// given, not fetched), no artifact zips, globs or fingerprints (artifacts.go
+// serves files, folders' redirects and Range), no build parameters of other types, no
 // matrix configurations or Maven modules as items (an aggregated report's
 // child runs cannot be opened), no QueueDecisionHandler vetoes, no
 // pipeline stages (wfapi), no user or item creation over HTTP, no crumb

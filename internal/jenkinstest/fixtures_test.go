@@ -61,9 +61,8 @@ var outOfScope = map[string]string{
 // allowed lists differences the simulator has on purpose, by fixture
 // ("*" for all) and path prefix of the problem.
 var allowed = []struct{ file, path, why string }{
-	{"*", ".artifacts[]", "no artifacts: builds archive nothing"},
 	{"*", ".culprits[]", "no SCM, hence no culprits"},
-	{"build-info-git-commit.json", ".changeSets", "git plugin change sets: no SCM is simulated"},
+	{"build-info-git-commit.json", ".changeSets", "a freestyle build exports changeSet (AbstractBuild.getChangeSet), not changeSets: the fixture mixes in WorkflowRun's; TestChangeSetShape compares its change set with both"},
 	{"*", ".actions[_class=com.jenkinsci.plugins.badge.action.BadgeSummaryAction]", "badge plugin action"},
 	{"*", ".actions[_class=jenkins.metrics.impl.TimeInQueueAction]", "metrics plugin action"},
 	{"build-info-no-params.json", ".builtOn", "current workflow-job's WorkflowRun exports no builtOn (the fixture mixes in AbstractBuild fields)"},
@@ -72,6 +71,10 @@ var allowed = []struct{ file, path, why string }{
 	{"jobsInRootFolder.json", ".jobs[_class=com.cloudbees.tiger.plugins.palace.templates.DockerSlaveTemplate]", "CloudBees agent template is not an item Butler handles"},
 	{"queueItemMissingTaskUrl.json", ".task._class", "a pipeline node-block placeholder task, not a job: the simulator's tasks are jobs"},
 }
+
+// fixtureCommit is build-info-git-commit.json's commit.
+var fixtureCommit = Commit{ID: "d27afa0805201322d846d7defc29b82c88d9b5ce", Author: "username", AuthorEmail: "username@localhost",
+	Message: "Commit comment\n", Time: time.Unix(1461091892, 0), Paths: []ChangedFile{{EditType: "add", File: "some/path/in/the/repository"}}}
 
 // fidelityServer holds an entity analogous to each fixture; see
 // fixtureTargets. Queue ids: 1 left (running fish #4), 2 blocked (fish),
@@ -102,11 +105,18 @@ func fidelityServer(t *testing.T) *Server {
 	must(s.AddJob("chicken", JobSpec{Params: []Param{{Name: "feet", Type: "boolean"}}}))
 	must(s.AddJob("Freestyle", JobSpec{Params: []Param{{Name: "fish", Type: "string"}}}))
 	must(s.AddJob("cancelme", JobSpec{Params: []Param{{Name: "a", Type: "string", Default: "4"}}}))
-	for range 3 {
-		_, err := s.AddBuild("fish", BuildSpec{UserID: "admin", Params: map[string]any{"bear": true, "fish": "salmon"}, Timestamp: t0.Add(-time.Hour)})
+	for i := range 3 {
+		b := BuildSpec{UserID: "admin", Params: map[string]any{"bear": true, "fish": "salmon"}, Timestamp: t0.Add(-time.Hour)}
+		if i == 0 {
+			// build-info*.json archived fish.txt; build-info-git-commit.json
+			// built one git commit.
+			b.Artifacts = []Artifact{{Path: "fish.txt", Data: []byte("salmon\n")}}
+			b.Changes = []Commit{fixtureCommit}
+		}
+		_, err := s.AddBuild("fish", b)
 		must(err)
 	}
-	_, err := s.AddBuild("flow", BuildSpec{UserID: "admin", Timestamp: t0.Add(-time.Hour)})
+	_, err := s.AddBuild("flow", BuildSpec{UserID: "admin", Timestamp: t0.Add(-time.Hour), Changes: []Commit{fixtureCommit}})
 	must(err)
 	_, err = s.AddBuild("simple", BuildSpec{UserID: "admin", Timestamp: t0.Add(-time.Hour)})
 	must(err)

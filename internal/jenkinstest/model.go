@@ -44,6 +44,9 @@ const (
 	PermBuild       Permission = "hudson.model.Item.Build"
 	PermCancel      Permission = "hudson.model.Item.Cancel"
 	PermAdminister  Permission = "hudson.model.Hudson.Administer"
+	// PermArtifacts is Run.ARTIFACTS, checked only with
+	// Options.ArtifactsPermission (see artifacts.go).
+	PermArtifacts Permission = "hudson.model.Run.Artifacts"
 )
 
 // The sids Jenkins's authorization strategies know besides user ids: Grant
@@ -63,8 +66,9 @@ const (
 	pCancel
 	pDiscover
 	pOverallRead
+	pArtifacts
 
-	pAll = pRead | pBuild | pCancel | pDiscover | pOverallRead
+	pAll = pRead | pBuild | pCancel | pDiscover | pOverallRead | pArtifacts
 )
 
 func permBits(p Permission) perm {
@@ -81,6 +85,8 @@ func permBits(p Permission) perm {
 		return pCancel
 	case PermAdminister:
 		return pAll
+	case PermArtifacts:
+		return pArtifacts
 	}
 	return 0
 }
@@ -175,6 +181,11 @@ type BuildSpec struct {
 	// ignored and no lines are added to it (no cause, no "Finished:"). Only
 	// a finished build may have one.
 	Console Console
+	// Artifacts, Changes and RemoteURLs: what the build archived and the
+	// SCM changes it built (see artifacts.go, changes.go).
+	Artifacts  []Artifact
+	Changes    []Commit
+	RemoteURLs []string
 }
 
 // TestReport is a JUnit report attached to a build.
@@ -315,6 +326,7 @@ type build struct {
 	// published: the build has attached its test report (a Pipeline's
 	// junit step ran, or the build finished).
 	published bool
+	scm       buildSCM // artifacts and change log (artifacts.go)
 }
 
 func (b *build) end() time.Time { return b.start.Add(b.duration) }
@@ -766,6 +778,9 @@ func (s *Server) AddBuild(job string, b BuildSpec) (int, error) {
 	}
 	nb.lines = append([]string(nil), nb.lines...)
 	nb.tests = b.Tests
+	if nb.scm, err = newBuildSCM(b); err != nil {
+		return 0, fmt.Errorf("jenkinstest: add build to %q: %w", job, err)
+	}
 	nb.number = j.nextBuild
 	j.nextBuild++
 	j.builds = append(j.builds, nb)

@@ -24,8 +24,11 @@ const (
 		"nextBuildNumber,property[parameterDefinitions[defaultParameterValue[name,value],description,name,type,choices]]," +
 		"queueItem[blocked,buildable,id,inQueueSince,params,stuck,task[name,url,color],url,why,buildableStartMilliseconds,pending,timestamp]," +
 		"concurrentBuild,disabled,downstreamProjects,labelExpression,resumeBlocked,scm,upstreamProjects"
-	defaultBuildTree = "actions[parameters[name,value],causes[shortDescription,userId,userName],failCount,skipCount,totalCount,urlName],artifacts[displayPath,fileName,relativePath],building,description,displayName,duration,estimatedDuration,executor,fullDisplayName,id,keepLog,number,queueId,result,timestamp,url," +
-		"builtOn,changeSet[items,kind],changeSets[items,kind],culprits[absoluteUrl,fullName],inProgress,nextBuild[number,url],previousBuild[number,url]"
+	defaultBuildTree = "actions[parameters[name,value],causes[shortDescription,userId,userName],failCount,skipCount,totalCount,urlName,remoteUrls],artifacts[displayPath,fileName,relativePath],building,description,displayName,duration,estimatedDuration,executor,fullDisplayName,id,keepLog,number,queueId,result,timestamp,url," +
+		"builtOn,changeSet[" + defaultChangeSetTree + "],changeSets[" + defaultChangeSetTree + "],culprits[absoluteUrl,fullName],inProgress,nextBuild[number,url],previousBuild[number,url]"
+	// defaultChangeSetTree: a ChangeLogSet and its entries are exported
+	// with defaultVisibility 999, so depth=0 shows them whole.
+	defaultChangeSetTree = "items[affectedPaths,commitId,timestamp,author[absoluteUrl,fullName],authorEmail,comment,date,id,msg,paths[editType,file]],kind"
 	defaultQueueItemTree = "actions[parameters[name,value],causes[shortDescription,userId,userName]],blocked,buildable,id,inQueueSince,params,stuck,task[name,url,color],url,why,buildableStartMilliseconds,pending,timestamp,cancelled,executable[number,url]"
 	defaultQueueTree     = "discoverableItems,items[" + defaultQueueItemTree + "]"
 	defaultUserTree      = "absoluteUrl,description,fullName,id,property[insensitiveSearch]"
@@ -44,6 +47,7 @@ const (
 	aParams                       // hudson.model.ParametersAction
 	aCauses                       // hudson.model.CauseAction
 	aTestResult                   // hudson.tasks.junit.TestResultAction
+	aBuildData                    // hudson.plugins.git.util.BuildData (artifacts.go)
 )
 
 type action struct {
@@ -53,6 +57,8 @@ type action struct {
 	params []paramValue
 	causes []cause
 	tests  *TestReport
+	// remoteURLs of a BuildData action.
+	remoteURLs []string
 }
 
 type health struct {
@@ -105,7 +111,6 @@ type schema struct {
 	view                              *objType[viewRef]
 	label                             *objType[string]
 	classOnly                         *objType[string]
-	changeSet                         *objType[string]
 	executor                          *objType[*build]
 	user                              *objType[*user]
 	userProp                          *objType[userProp]
@@ -116,20 +121,17 @@ type schema struct {
 	suite                             *objType[suite]
 	testCase                          *objType[*TestCase]
 	crumb                             *objType[crumbInfo]
+	scm                               *scmSchema // artifacts and change logs (artifacts.go)
 }
 
 func fixed[T any](c string) func(T) string { return func(T) string { return c } }
 
 func newSchema() *schema {
-	sc := &schema{}
+	sc := &schema{scm: newSCMSchema()}
 
 	sc.classOnly = &objType[string]{class: func(c string) string { return c }}
 	sc.label = &objType[string]{props: []prop[string]{
 		{name: "name", write: func(e *enc, v string, _ *tree) { e.str(v) }},
-	}}
-	sc.changeSet = &objType[string]{class: func(c string) string { return c }, props: []prop[string]{
-		{name: "items", write: func(e *enc, _ string, _ *tree) { e.b = append(e.b, "[]"...) }},
-		{name: "kind", write: func(e *enc, _ string, _ *tree) { e.null() }},
 	}}
 	sc.view = &objType[viewRef]{class: fixed[viewRef]("hudson.model.AllView"), props: []prop[viewRef]{
 		{name: "name", write: func(e *enc, v viewRef, _ *tree) { e.str(v.name) }},
@@ -208,6 +210,9 @@ func newSchema() *schema {
 			{name: "skipCount", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.int(int64(reportCounts(a.tests).skip)) }},
 			{name: "totalCount", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.int(int64(reportCounts(a.tests).total())) }},
 			{name: "urlName", has: isKind(aTestResult), write: func(e *enc, a action, _ *tree) { e.str("testReport") }},
+			{name: "remoteUrls", has: isKind(aBuildData), write: func(e *enc, a action, t *tree) {
+				writeArray(e, a.remoteURLs, t, func(e *enc, u string) { e.str(u) })
+			}},
 		},
 	}
 
@@ -378,7 +383,7 @@ func newSchema() *schema {
 			{name: "actions", write: func(e *enc, b *build, t *tree) {
 				writeArray(e, buildActions(b), t, func(e *enc, a action) { writeObject(e, sc.action, a, t) })
 			}},
-			{name: "artifacts", write: emptyList},
+			{name: "artifacts", write: writeBuildArtifacts},
 			{name: "building", write: func(e *enc, b *build, _ *tree) { e.boolean(b.building) }},
 			{name: "description", write: func(e *enc, _ *build, _ *tree) { e.null() }},
 			{name: "displayName", write: func(e *enc, b *build, _ *tree) { e.str("#" + strconv.Itoa(b.number)) }},
@@ -414,10 +419,8 @@ func newSchema() *schema {
 			{name: "timestamp", write: func(e *enc, b *build, _ *tree) { e.int(b.start.UnixMilli()) }},
 			{name: "url", write: func(e *enc, b *build, _ *tree) { e.url(buildPath(b)) }},
 			{name: "builtOn", has: notWorkflow, write: func(e *enc, _ *build, _ *tree) { e.str("") }},
-			{name: "changeSet", has: notWorkflow, write: func(e *enc, _ *build, t *tree) {
-				writeObject(e, sc.changeSet, "hudson.scm.EmptyChangeLogSet", t)
-			}},
-			{name: "changeSets", has: isWorkflow, write: emptyList},
+			{name: "changeSet", has: notWorkflow, write: writeChangeSet},
+			{name: "changeSets", has: isWorkflow, write: writeChangeSets},
 			{name: "culprits", write: emptyList},
 			{name: "inProgress", has: isWorkflow, write: func(e *enc, b *build, _ *tree) { e.boolean(b.building) }},
 			{name: "nextBuild", has: isWorkflow, write: func(e *enc, b *build, t *tree) {
@@ -737,6 +740,7 @@ func buildActions(b *build) []action {
 	if r := b.testReport(); r != nil {
 		as = append(as, action{kind: aTestResult, class: testActionClass(r), tests: r})
 	}
+	as = append(as, scmActions(b)...)
 	as = append(as, action{}, action{class: "org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"})
 	if b.job.spec.Class == ClassWorkflowJob {
 		as = append(as, action{class: "org.jenkinsci.plugins.workflow.job.views.FlowGraphAction"})

@@ -36,6 +36,8 @@ const (
 //	prod/                         Folder
 //	  deploy                      freestyle, parameters TARGET (choice eu-west|us-east), CANARY (boolean, false), 60s builds
 //
+// Some builds archived artifacts and built git commits (sample_artifacts.go).
+//
 // Past builds are spread over the last days before opts.Clock's current
 // time. opts is used as New uses it.
 func Sample(opts *Options) *Server {
@@ -154,6 +156,7 @@ func Sample(opts *Options) *Server {
 	addBuild("prod/deploy", BuildSpec{Result: "ABORTED", UserID: SampleAdmin, Timestamp: ago(30), Duration: 21 * time.Second,
 		Params: map[string]any{"TARGET": "us-east", "CANARY": true}, Log: deployLog()[:6]})
 	addBuild("prod/deploy", BuildSpec{UserID: SampleAdmin, Timestamp: ago(5), Duration: 61 * time.Second, Params: map[string]any{"TARGET": "us-east"}, Log: deployLog()})
+	addSampleSCM(s, now) // artifacts and change logs (sample_artifacts.go)
 	return s
 }
 

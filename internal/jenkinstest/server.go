@@ -79,6 +79,15 @@ type Options struct {
 	// junit plugins before 1363 did; by default a case's status is only
 	// PASSED, FAILED or SKIPPED (CaseResult.getStatus).
 	LegacyJUnitStatus bool
+	// ArtifactsPermission turns on Run.ARTIFACTS, as the system property
+	// hudson.security.ArtifactsPermission=true does: downloading an
+	// artifact then needs PermArtifacts besides Item.Read (listing them
+	// does not). See artifacts.go.
+	ArtifactsPermission bool
+	// ResourceRootURL, if set, is Jenkins's resource root URL (Manage
+	// Jenkins → Security → Resource Root URL): artifact files are then
+	// answered with a 302 to it instead of their bytes. See artifacts.go.
+	ResourceRootURL string
 }
 
 // DefaultVersion is the Jenkins version the simulator claims by default:
@@ -106,6 +115,8 @@ type Server struct {
 	configuredRoot string // Options.RootURL
 	quietPeriod    time.Duration
 	legacyJUnit    bool
+	artifactsPerm  bool   // Options.ArtifactsPermission
+	resourceRoot   string // Options.ResourceRootURL
 	secret         []byte // signs sessions and crumbs
 	instance       string // instance id: session cookie name, X-Jenkins-Session
 	schema         *schema
@@ -175,6 +186,8 @@ func New(opts *Options) *Server {
 		configuredRoot: o.RootURL,
 		quietPeriod:    o.QuietPeriod,
 		legacyJUnit:    o.LegacyJUnitStatus,
+		artifactsPerm:  o.ArtifactsPermission,
+		resourceRoot:   o.ResourceRootURL,
 		leftTTL:        o.LeftItemTTL,
 		bearer:         o.BearerAuth,
 		bearerCh:       o.BearerChallenge,

@@ -208,6 +208,7 @@ type TriggerIn struct {
 	Job                 string         `json:"job" jsonschema:"full path of the job: folders and job name joined by '/', e.g. 'frontend/web-app' (Jenkins's fullName)"`
 	Parameters          map[string]any `json:"parameters,omitempty" jsonschema:"build parameters by name; see get_job for the names, types and choices. Omitted parameters take their defaults"`
 	WaitForStartSeconds int            `json:"wait_for_start_seconds,omitempty" jsonschema:"wait up to this many seconds (0 to 60) for the build to leave the queue and start; default 0 returns at once with the queue item"`
+	RebuildOf           *int64         `json:"rebuild_of,omitempty" jsonschema:"rebuild: number of a build of this job whose parameters to use; parameters given override them. Password values are never copied: give them again or they take their defaults"`
 }
 
 // TriggerOut is the queued build.
@@ -218,6 +219,9 @@ type TriggerOut struct {
 	State       string `json:"state" jsonschema:"queue state when the call returned: waiting, blocked, buildable, started or cancelled"`
 	BuildNumber *int64 `json:"build_number,omitempty" jsonschema:"the build's number, once it started"`
 	BuildURL    string `json:"build_url,omitempty"`
+	// RebuildOf and PasswordsNotCopied say what rebuild_of did.
+	RebuildOf          *int64   `json:"rebuild_of,omitempty" jsonschema:"the build whose parameters were reused"`
+	PasswordsNotCopied []string `json:"passwords_not_copied,omitempty" jsonschema:"with rebuild_of: password parameters whose values were not copied from that build (not given again, so Jenkins uses their defaults)"`
 }
 
 func addTriggerJob(t *Toolset) (*def, error) {
@@ -227,6 +231,7 @@ func addTriggerJob(t *Toolset) (*def, error) {
 			bounds(s, "wait_for_start_seconds", 0, 60)
 			setDefault(s, "wait_for_start_seconds", 0)
 			prop(s, "parameters").MaxProperties = ptr(100)
+			prop(s, "rebuild_of").Minimum = ptr(1.0)
 		},
 		target: func(in *TriggerIn) (target, error) {
 			tg, err := jobTarget(in.Job)
@@ -246,12 +251,18 @@ func addTriggerJob(t *Toolset) (*def, error) {
 			if !j.Buildable {
 				return nil, Errorf(CodeConflict, "job %q is disabled or not buildable; it cannot be started", c.target.job.String())
 			}
-			values, err := buildParams(j.Parameters, in.Parameters)
+			given, passwords := in.Parameters, []string(nil)
+			if in.RebuildOf != nil {
+				if given, passwords, err = t.rebuildParams(ctx, c, j, *in.RebuildOf, in.Parameters); err != nil {
+					return nil, err
+				}
+			}
+			values, err := buildParams(j.Parameters, given)
 			if err != nil {
 				return nil, err
 			}
-			c.resolved = triggerPlan{parameterized: len(j.Parameters) > 0, values: values, queued: j.QueueID}
-			return effectiveParams(j.Parameters, in.Parameters), nil
+			c.resolved = triggerPlan{parameterized: len(j.Parameters) > 0, values: values, queued: j.QueueID, passwords: passwords}
+			return effectiveParams(j.Parameters, given), nil
 		},
 		run: func(ctx context.Context, c *call, in *TriggerIn) (*TriggerOut, error) {
 			plan := c.resolved.(triggerPlan)
@@ -267,7 +278,8 @@ func addTriggerJob(t *Toolset) (*def, error) {
 			// such a job fold into one item). A fold into an item queued
 			// between the two requests goes unnoticed (merged false).
 			merged := q.Merged || !plan.parameterized && plan.queued > 0 && q.ID == plan.queued
-			out := &TriggerOut{QueueID: q.ID, QueueURL: t.deps.Jenkins.QueueURL(q.ID), Merged: merged, State: string(jenkins.QueueWaiting)}
+			out := &TriggerOut{QueueID: q.ID, QueueURL: t.deps.Jenkins.QueueURL(q.ID), Merged: merged, State: string(jenkins.QueueWaiting),
+				RebuildOf: in.RebuildOf, PasswordsNotCopied: plan.passwords}
 			if in.WaitForStartSeconds > 0 {
 				t.waitForStart(ctx, c, out, time.Duration(in.WaitForStartSeconds)*time.Second)
 			}
@@ -280,7 +292,8 @@ func addTriggerJob(t *Toolset) (*def, error) {
 type triggerPlan struct {
 	parameterized bool
 	values        url.Values
-	queued        int64 // the job's queued item before the trigger, 0 if none
+	queued        int64    // the job's queued item before the trigger, 0 if none
+	passwords     []string // rebuild_of: password parameters not copied (rebuild.go)
 }
 
 // effectiveParams are the parameters Jenkins runs a build with: the

@@ -265,7 +265,8 @@ func TestToolsList_EveryToolHasSchemasAndTruthfulAnnotations(t *testing.T) {
 	writes := map[string]bool{"trigger_job": true, "stop_build": true, "cancel_queue_item": true}
 	destructive := map[string]bool{"stop_build": true, "cancel_queue_item": true}
 	want := []string{"health", "get_current_time_info", "whoami", "list_all_jobs", "get_job", "trigger_job",
-		"get_queue_item", "cancel_queue_item", "get_build", "get_build_log", "search_build_log", "stop_build", "get_test_results"}
+		"get_queue_item", "cancel_queue_item", "get_build", "get_build_log", "search_build_log", "stop_build", "get_test_results",
+		"list_artifacts", "get_artifact", "get_build_changes"}
 	got := map[string]*mcp.Tool{}
 	for _, tool := range res.Tools {
 		got[tool.Name] = tool
@@ -344,6 +345,10 @@ func TestOutputs_MatchOutputSchemas(t *testing.T) {
 		{"trigger_job", map[string]any{"job": "frontend/web-app"}},
 		{"get_queue_item", map[string]any{"queue_id": 1}},
 		{"cancel_queue_item", map[string]any{"queue_id": 1}},
+		{"list_artifacts", map[string]any{"job": "frontend/docs", "build": 3}},
+		{"get_artifact", map[string]any{"job": "frontend/web-app", "build": 5, "path": "reports/coverage.txt"}},
+		{"get_artifact", map[string]any{"job": "frontend/web-app", "build": 5, "path": "dist/logo.png", "max_bytes": 10}},
+		{"get_build_changes", map[string]any{"job": "frontend/web-app", "build": 5}},
 	}
 	for _, c := range calls {
 		out := e.ok(t, c.tool, c.args)

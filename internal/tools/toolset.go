@@ -132,6 +132,7 @@ func New(deps Deps) (*Toolset, error) {
 		addListAllJobs, addGetJob, addTriggerJob,
 		addGetQueueItem, addCancelQueueItem,
 		addGetBuild, addGetBuildLog, addSearchBuildLog, addStopBuild, addGetTestResults,
+		addListArtifacts, addGetArtifact, addGetBuildChanges,
 	} {
 		d, err := add(t)
 		if err != nil {
@@ -761,12 +762,16 @@ func success(out any) (*mcp.CallToolResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tools: encoding output: %w", err)
 	}
-	if n := answerBytes(data); n > MaxAnswerBytes {
+	var extra []mcp.Content
+	if x, ok := out.(withContent); ok {
+		extra = x.extraContent()
+	}
+	if n := answerBytes(data) + contentBytes(extra); n > MaxAnswerBytes {
 		return nil, Errorf(CodeInvalidArgument, "the answer would be %.1f MiB, over Butler's %d MiB limit: ask for less (a smaller limit or max_bytes, one folder)",
 			float64(n)/(1<<20), MaxAnswerBytes>>20)
 	}
 	return &mcp.CallToolResult{
-		Content:           []mcp.Content{&mcp.TextContent{Text: string(data)}},
+		Content:           append([]mcp.Content{&mcp.TextContent{Text: string(data)}}, extra...),
 		StructuredContent: json.RawMessage(data),
 	}, nil
 }
