@@ -214,6 +214,9 @@ func (s *Server) routeBuild(rc *reqCtx, b *build, p perm, rest []string) *reply 
 	case is(rest, "stop"):
 		return s.stop(rc, b, p)
 	}
+	if rp := s.routePipeline(rc, b, p, rest); rp != nil {
+		return rp
+	}
 	return notFound()
 }
 

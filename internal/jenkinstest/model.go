@@ -63,8 +63,9 @@ const (
 	pCancel
 	pDiscover
 	pOverallRead
+	pAdminister // Hudson.Administer itself, which implies every other
 
-	pAll = pRead | pBuild | pCancel | pDiscover | pOverallRead
+	pAll = pRead | pBuild | pCancel | pDiscover | pOverallRead | pAdminister
 )
 
 func permBits(p Permission) perm {
@@ -248,6 +249,7 @@ type Request struct {
 type user struct {
 	id, fullName string
 	token        []byte
+	groups       []string // the security realm's groups (SetUserGroups)
 }
 
 type item struct {
@@ -315,6 +317,9 @@ type build struct {
 	// published: the build has attached its test report (a Pipeline's
 	// junit step ran, or the build finished).
 	published bool
+	// pipe is the flow graph of a build added with AddPipelineBuild
+	// (pipeline.go); nil for every other build.
+	pipe *pipeRun
 }
 
 func (b *build) end() time.Time { return b.start.Add(b.duration) }

@@ -53,6 +53,7 @@ type action struct {
 	params []paramValue
 	causes []cause
 	tests  *TestReport
+	inputs []inputExec // an InputAction's waiting executions (wfapi.go)
 }
 
 type health struct {
@@ -192,6 +193,7 @@ func newSchema() *schema {
 	}
 
 	isKind := func(k actionKind) func(action) bool { return func(a action) bool { return a.kind == k } }
+	defer func() { sc.action.props = append(sc.action.props, inputActionProps(sc)...) }()
 	sc.action = &objType[action]{
 		class: func(a action) string { return a.class },
 		props: []prop[action]{
@@ -738,6 +740,9 @@ func buildActions(b *build) []action {
 		as = append(as, action{kind: aTestResult, class: testActionClass(r), tests: r})
 	}
 	as = append(as, action{}, action{class: "org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"})
+	if a, ok := inputActionOf(b); ok {
+		as = append(as, a)
+	}
 	if b.job.spec.Class == ClassWorkflowJob {
 		as = append(as, action{class: "org.jenkinsci.plugins.workflow.job.views.FlowGraphAction"})
 	}
