@@ -145,6 +145,10 @@ const (
 	SearchBuildLog     = "search_build_log"
 	StopBuild          = "stop_build"
 	GetTestResults     = "get_test_results"
+	GetPipelineStages  = "get_pipeline_stages"
+	GetStageLog        = "get_stage_log"
+	ListPendingInputs  = "list_pending_inputs"
+	SubmitInput        = "submit_input"
 )
 
 // Default OAuth scopes: DefaultScope is what a tool without DefaultScopes
@@ -158,7 +162,7 @@ const (
 // tools returns the catalog, in the order tools/list shows it. It is built
 // on each call so that no caller can change it for another.
 func tools() []Tool {
-	return []Tool{
+	return append([]Tool{
 		{
 			Name: Health, Title: "Check Butler and Jenkins health",
 			Description: "Reports whether Butler is running and whether it can reach Jenkins. " +
@@ -270,7 +274,7 @@ func tools() []Tool {
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
 			Bounds: "≤ 1000 tests and failures listed", JenkinsRequests: "2 +1 lookup",
 		},
-	}
+	}, pipelineTools()...)
 }
 
 // All returns every tool, in the order tools/list shows them. The slice is

@@ -275,6 +275,12 @@ func (p *pipeRun) closeStage(t time.Time, n *flowNode) time.Time {
 	if n.result == "" {
 		n.result = p.stageResult(n)
 	}
+	for _, c := range p.nodes {
+		// The stage's block end node carries the error its body threw.
+		if c.parent == n && c.errType != "" && n.errType == "" {
+			n.errMsg, n.errType = c.errMsg, c.errType
+		}
+	}
 	if n.end.IsZero() {
 		n.end = t
 	}

@@ -289,6 +289,13 @@ func (s *Server) stageExt(rc *reqCtx, b *build, st *flowNode, full bool) wfNode 
 		}
 	}
 	out.PauseDurationMillis = millis(pause)
+	for _, n := range b.pipe.nodes {
+		if n.parent == st && n.waiting {
+			// StatusAndTiming.computeChunkStatus: a chunk whose run waits
+			// for input in it is PAUSED_PENDING_INPUT.
+			out.Status = "PAUSED_PENDING_INPUT"
+		}
+	}
 	if full {
 		if steps == nil {
 			steps = []wfNode{}

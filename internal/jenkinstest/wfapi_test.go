@@ -228,4 +228,3 @@ func TestWfapi_StagesAndStepLogs(t *testing.T) {
 		t.Errorf("InputAction: %s", data)
 	}
 }
-

@@ -188,7 +188,7 @@ func scopesFor(tool string) []string {
 	switch tool {
 	case "health":
 		return nil
-	case "trigger_job", "stop_build", "cancel_queue_item":
+	case "trigger_job", "stop_build", "cancel_queue_item", "submit_input":
 		return []string{"jenkins:build"}
 	}
 	return []string{"jenkins:read"}
