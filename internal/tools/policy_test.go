@@ -156,12 +156,12 @@ func TestPolicy_ToolsListFollowsThePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tool := range res.Tools {
-		if tool.Name == "trigger_job" || tool.Name == "stop_build" || tool.Name == "cancel_queue_item" {
+		if tool.Name == "trigger_job" || tool.Name == "stop_build" || tool.Name == "cancel_queue_item" || tool.Name == "submit_input" {
 			t.Errorf("a user with no group sees %s", tool.Name)
 		}
 	}
-	if len(res.Tools) != 10 {
-		t.Errorf("bob sees %d tools, want the 10 read tools", len(res.Tools))
+	if len(res.Tools) != 13 {
+		t.Errorf("bob sees %d tools, want the 13 read tools", len(res.Tools))
 	}
 	e.fail(t, "trigger_job", map[string]any{"job": "frontend/web-app"}, "forbidden")
 }
