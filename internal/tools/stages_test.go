@@ -267,3 +267,48 @@ func TestSubmitInput_NoSubmitterBuildOrCancel(t *testing.T) {
 		}
 	}
 }
+
+// submitConfirmPolicy asks the person before any answer to an input.
+const submitConfirmPolicy = `@id("users-all")
+permit (principal is User, action, resource);
+
+@id("inputs-confirm")
+@confirm("This answers a Pipeline input.")
+permit (principal is User, action == Action::"submit_input", resource);
+`
+
+func TestSubmitInput_ConfirmedByPolicy(t *testing.T) {
+	t.Parallel()
+	args := map[string]any{"job": "frontend/release", "build": 3, "input_id": "Release", "action": "proceed", "parameters": map[string]any{"TARGET": "us-east"}}
+	const summary = `Proceed input "Release" of build 3 of "frontend/release" with parameters TARGET as alice`
+	for _, rev := range confirmRevisions {
+		t.Run(rev, func(t *testing.T) {
+			t.Parallel()
+			// Declined: forbidden (declined), nothing posted, the build waits.
+			el := &elicitations{action: "decline"}
+			e := newEnv(t, jenkinstest.SampleAlice, &envOpts{policy: []byte(submitConfirmPolicy), elicit: el.handle, protocol: rev})
+			e.sim.ResetRequests()
+			er := e.fail(t, "submit_input", args, "forbidden")
+			if er["reason"] != "declined" || len(e.posts()) != 0 {
+				t.Fatalf("declined: %v, %d posts", er, len(e.posts()))
+			}
+			if q := el.all(); len(q) != 1 || !strings.Contains(q[0].Message, "This answers a Pipeline input.") || !strings.Contains(q[0].Message, summary) {
+				t.Errorf("asked %+v", q)
+			}
+			if rec := lastRecord(t, e); strings.Contains(rec.Reason+rec.Resource, "us-east") {
+				t.Errorf("a parameter value in the audit record: %+v", rec)
+			}
+			// Accepted: the answer is posted once.
+			el.mu.Lock()
+			el.action = "accept"
+			el.mu.Unlock()
+			out := e.ok(t, "submit_input", args)
+			if out["submitted"] != true || len(e.posts()) != 1 {
+				t.Errorf("accepted: %v, posts %v", out, submitPaths(e))
+			}
+			if rec := lastRecord(t, e); !strings.HasPrefix(rec.Reason, "confirmed; ") {
+				t.Errorf("audit %+v", rec)
+			}
+		})
+	}
+}
