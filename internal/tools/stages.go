@@ -343,7 +343,7 @@ func addSubmitInput(t *Toolset) (*def, error) {
 			plan := submitPlan{}
 			if in.Action == "proceed" && len(step.Parameters) > 0 {
 				if _, err := buildParams(step.Parameters, in.Parameters); err != nil {
-					return nil, err
+					return nil, withoutValues(err, in.Parameters)
 				}
 				plan.values = inputValues(step.Parameters, in.Parameters)
 			} else if len(in.Parameters) > 0 {
@@ -418,4 +418,23 @@ func paramNames(params map[string]any) string {
 	}
 	slices.Sort(names)
 	return " with parameters " + strings.Join(names, ", ")
+}
+
+// withoutValues is trigger_job's validation error with the values given
+// taken out of its message: the message becomes the audit record's
+// reason, which for submit_input holds parameter names, never values.
+func withoutValues(err error, given map[string]any) error {
+	var te *Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	msg := te.Message
+	for _, v := range given {
+		if s, ok := v.(string); ok && s != "" {
+			msg = strings.ReplaceAll(msg, strconv.Quote(s), "the value given")
+		}
+	}
+	out := *te
+	out.Message = msg
+	return &out
 }

@@ -210,7 +210,10 @@ func TestSubmitInput_JenkinsDecidesAsTheUser(t *testing.T) {
 	// nothing is posted.
 	for _, params := range []map[string]any{{"TARGETS": "eu-west"}, {"TARGET": "moon"}, {"TARGET": true}} {
 		a := map[string]any{"job": "frontend/release", "build": 3, "input_id": "Release", "action": "proceed", "parameters": params}
-		e.fail(t, "submit_input", a, "invalid_argument")
+		er := e.fail(t, "submit_input", a, "invalid_argument")
+		if strings.Contains(er["message"].(string), "moon") || strings.Contains(lastRecord(t, e).Reason, "moon") {
+			t.Errorf("a refused value in the answer or audit: %v", er)
+		}
 	}
 	e.fail(t, "submit_input", map[string]any{"job": "frontend/release", "build": 3, "input_id": "Release", "action": "abort", "parameters": map[string]any{"TARGET": "us-east"}}, "invalid_argument")
 	e.fail(t, "submit_input", map[string]any{"job": "frontend/release", "build": 3, "input_id": "Release", "action": "approve"}, "invalid_argument")
