@@ -111,7 +111,7 @@ var (
 	// A run's description (workflow.json); runHistory.json is a job's
 	// run list (JobAPI.doRuns) of the same RunExt.
 	pipelineRunFixtures = []fixtureAt{{"workflow.json", ""}, {"runHistory.json", "[]~"}}
-	queueFixtures = []fixtureAt{
+	queueFixtures       = []fixtureAt{
 		{"queueItemPending.json", ""}, {"queueItemRunning.json", ""}, {"queueItemCancelled.json", ""},
 		{"queueItemMultipleParameters.json", ""}, {"queueItemEmptyParameterValue.json", ""},
 		{"queueItemMissingTaskUrl.json", ""}, {"queueItemNullTaskName.json", ""}, {"node-jenkins/queueItem.json", ""},
