@@ -31,6 +31,10 @@ var allTools = map[string]catalog.Class{
 	"trigger_job":           catalog.ClassSensitive,
 	"stop_build":            catalog.ClassSensitive,
 	"cancel_queue_item":     catalog.ClassSensitive,
+	"get_pipeline_stages":   catalog.ClassRead,
+	"get_stage_log":         catalog.ClassRead,
+	"list_pending_inputs":   catalog.ClassRead,
+	"submit_input":          catalog.ClassSensitive,
 }
 
 func toolNames() []string {

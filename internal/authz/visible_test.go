@@ -57,7 +57,7 @@ func TestVisible(t *testing.T) {
 		{"example: user without groups sees the read tools", example, user("dave"), readToolNames},
 		{"example: developer sees the writes", example, user("alice", "developers"), toolNames()},
 		// cancel_queue_item's resource is the server, outside prod.
-		{"example: release sees the job writes (in prod)", example, user("bob", "release"), with(readToolNames, "trigger_job", "stop_build")},
+		{"example: release sees the job writes (in prod)", example, user("bob", "release"), with(readToolNames, "trigger_job", "stop_build", "submit_input")},
 		{"example: user123 sees trigger_job only", example, user("user123"), with(readToolNames, "trigger_job")},
 		{"example: admin sees everything", example, user("carol", "admins"), toolNames()},
 		{"example: scopes do not hide tools", example, identity.Principal{User: "alice", Groups: []string{"developers"}}, toolNames()},

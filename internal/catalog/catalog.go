@@ -148,6 +148,10 @@ const (
 	ListArtifacts      = "list_artifacts"
 	GetArtifact        = "get_artifact"
 	GetBuildChanges    = "get_build_changes"
+	GetPipelineStages  = "get_pipeline_stages"
+	GetStageLog        = "get_stage_log"
+	ListPendingInputs  = "list_pending_inputs"
+	SubmitInput        = "submit_input"
 )
 
 // Default OAuth scopes: DefaultScope is what a tool without DefaultScopes
@@ -161,7 +165,7 @@ const (
 // tools returns the catalog, in the order tools/list shows it. It is built
 // on each call so that no caller can change it for another.
 func tools() []Tool {
-	return []Tool{
+	return append([]Tool{
 		{
 			Name: Health, Title: "Check Butler and Jenkins health",
 			Description: "Reports whether Butler is running and whether it can reach Jenkins. " +
@@ -303,7 +307,7 @@ func tools() []Tool {
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
 			Bounds: "≤ 200 commits, ≤ 50 paths each, messages cut at 1000 characters", JenkinsRequests: "1 +1 lookup",
 		},
-	}
+	}, pipelineTools()...)
 }
 
 // All returns every tool, in the order tools/list shows them. The slice is

@@ -408,7 +408,7 @@ func TestSensitiveTools_DefaultToTheBuildScope(t *testing.T) {
 		}
 	}
 	// Pin which tools change Jenkins, so a new one is a conscious choice.
-	want := []string{catalog.TriggerJob, catalog.CancelQueueItem, catalog.StopBuild}
+	want := []string{catalog.TriggerJob, catalog.CancelQueueItem, catalog.StopBuild, catalog.SubmitInput}
 	if diff := cmp.Diff(want, sensitive); diff != "" {
 		t.Errorf("sensitive tools (-want +got):\n%s", diff)
 	}

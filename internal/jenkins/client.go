@@ -70,6 +70,12 @@ type Error struct {
 	Err       error  // one of the sentinel errors
 
 	crumbMissing bool // a 403 that is Jenkins's CSRF refusal, not a permission
+	// xError is Jenkins's X-Error header: the message of a
+	// hudson.model.Failure (its error view sets it); snippet is the start
+	// of the answer's body (at most 4 KiB), for callers that must read
+	// Jenkins's refusal from it (stages.go).
+	xError  string
+	snippet []byte
 }
 
 func (e *Error) Error() string {
@@ -374,7 +380,8 @@ func transportError(ctx context.Context, op string, err error) error {
 
 // statusError maps a Jenkins error answer to an *Error.
 func statusError(op string, resp *http.Response, snippet []byte) *Error {
-	e := &Error{Op: op, Status: resp.StatusCode, RequiredPermission: resp.Header.Get("X-Required-Permission")}
+	e := &Error{Op: op, Status: resp.StatusCode, RequiredPermission: resp.Header.Get("X-Required-Permission"),
+		xError: resp.Header.Get("X-Error"), snippet: snippet}
 	switch s := resp.StatusCode; {
 	case s == http.StatusNotFound:
 		e.Err = ErrNotFound

@@ -45,11 +45,22 @@ type logAnswer struct {
 	raw     bool  // console notes are sent raw (Jenkins 2.509 and later)
 }
 
+// logRef names a progressive log: a build's console, or a Pipeline step's
+// log (stages.go), both AnnotatedLargeText's progressiveText.
+type logRef struct {
+	op  string // what reading it is, for errors
+	rel string // escaped path of its progressiveText
+}
+
+func buildLog(job jobpath.Path, number int64) logRef {
+	return logRef{op: "read log of " + buildName(job, number), rel: buildRel(job, number) + "logText/progressiveText"}
+}
+
 // openLog requests the progressive console text from byte offset start.
 // The caller reads the body as far as it likes and closes it.
-func (c *Client) openLog(ctx context.Context, cred Credential, job jobpath.Path, number, start int64) (*logAnswer, error) {
-	op := "read log of " + buildName(job, number)
-	resp, err := c.do(ctx, call{op: op, method: http.MethodGet, rel: buildRel(job, number) + "logText/progressiveText",
+func (c *Client) openLog(ctx context.Context, cred Credential, lg logRef, start int64) (*logAnswer, error) {
+	op := lg.op
+	resp, err := c.do(ctx, call{op: op, method: http.MethodGet, rel: lg.rel,
 		query: url.Values{"start": {strconv.FormatInt(start, 10)}}, cred: cred})
 	if err != nil {
 		return nil, err
@@ -95,7 +106,12 @@ const pageSlack = 64 << 10
 func (c *Client) ReadLog(ctx context.Context, cred Credential, job jobpath.Path, number, start int64, maxBytes int) (*LogChunk, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	a, err := c.openLog(ctx, cred, job, number, start)
+	return c.readLog(ctx, cred, buildLog(job, number), start, maxBytes)
+}
+
+// readLog is ReadLog of any progressive log.
+func (c *Client) readLog(ctx context.Context, cred Credential, lg logRef, start int64, maxBytes int) (*LogChunk, error) {
+	a, err := c.openLog(ctx, cred, lg, start)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +124,7 @@ func (c *Client) ReadLog(ctx context.Context, cred Credential, job jobpath.Path,
 	limit := 2*int64(maxBytes) + pageSlack
 	buf, err := io.ReadAll(io.LimitReader(a.resp.Body, limit+1))
 	if err != nil {
-		return nil, transportError(ctx, "read log of "+buildName(job, number), err)
+		return nil, transportError(ctx, lg.op, err)
 	}
 	whole := int64(len(buf)) <= limit
 	if !whole {
@@ -156,6 +172,11 @@ func trimToRune(b []byte) []byte {
 func (c *Client) TailLog(ctx context.Context, cred Credential, job jobpath.Path, number int64, lines, maxBytes int) (*LogChunk, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
+	return c.tailLog(ctx, cred, buildLog(job, number), lines, maxBytes)
+}
+
+// tailLog is TailLog of any progressive log.
+func (c *Client) tailLog(ctx context.Context, cred Credential, lg logRef, lines, maxBytes int) (*LogChunk, error) {
 	window := int64(maxBytes)
 	if guess := int64(lines) * 256; guess < window {
 		window = guess
@@ -165,7 +186,7 @@ func (c *Client) TailLog(ctx context.Context, cred Credential, job jobpath.Path,
 	}
 	var start int64
 	for {
-		a, err := c.openLog(ctx, cred, job, number, start)
+		a, err := c.openLog(ctx, cred, lg, start)
 		if err != nil {
 			return nil, err
 		}
@@ -178,7 +199,7 @@ func (c *Client) TailLog(ctx context.Context, cred Credential, job jobpath.Path,
 		buf, err := io.ReadAll(io.LimitReader(a.resp.Body, limit+1))
 		a.resp.Body.Close()
 		if err != nil {
-			return nil, transportError(ctx, "read log of "+buildName(job, number), err)
+			return nil, transportError(ctx, lg.op, err)
 		}
 		whole := int64(len(buf)) <= limit
 		if start == 0 && !whole {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -107,7 +108,10 @@ var (
 		{"build-info.json", ""}, {"build-info-empty-and-null-params.json", ""}, {"build-info-git-commit.json", ""},
 		{"build-info-no-params.json", ""}, {"node-jenkins/buildGet.json", ""},
 	}
-	queueFixtures = []fixtureAt{
+	// A run's description (workflow.json); runHistory.json is a job's
+	// run list (JobAPI.doRuns) of the same RunExt.
+	pipelineRunFixtures = []fixtureAt{{"workflow.json", ""}, {"runHistory.json", "[]~"}}
+	queueFixtures       = []fixtureAt{
 		{"queueItemPending.json", ""}, {"queueItemRunning.json", ""}, {"queueItemCancelled.json", ""},
 		{"queueItemMultipleParameters.json", ""}, {"queueItemEmptyParameterValue.json", ""},
 		{"queueItemMissingTaskUrl.json", ""}, {"queueItemNullTaskName.json", ""}, {"node-jenkins/queueItem.json", ""},
@@ -124,6 +128,25 @@ var sourceShapes = map[string]string{
 	// getCrumbRequestField and getCrumb (both @Exported), the class is
 	// DefaultCrumbIssuer (core/src/main/java/hudson/security/csrf/DefaultCrumbIssuer.java).
 	"crumb": `{"_class":"hudson.security.csrf.DefaultCrumbIssuer","crumb":"","crumbRequestField":""}`,
+	// pipeline-input-step-plugin: InputAction.getExecutions (@Exported),
+	// InputStepExecution.getId and getInput (@Exported), InputStep.getId
+	// and getSubmitter (@Exported, null without a submitter list); the
+	// build's other actions, asked for fields they do not have, show only
+	// their class (WorkflowRun's CauseAction, ParametersAction, junit's
+	// TestResultAction, display-url-api's RunDisplayAction, workflow-job's
+	// FlowGraphAction) or nothing (actions that are not exported beans).
+	"inputAction": `{"_class":"org.jenkinsci.plugins.workflow.job.WorkflowRun","number":0,"actions":[{},
+		{"_class":"hudson.model.CauseAction"},{"_class":"hudson.model.ParametersAction"},{"_class":"hudson.tasks.junit.TestResultAction"},
+		{"_class":"org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"},{"_class":"org.jenkinsci.plugins.workflow.job.views.FlowGraphAction"},
+		{"_class":"org.jenkinsci.plugins.workflow.support.steps.input.InputAction","executions":[
+			{"_class":"org.jenkinsci.plugins.workflow.support.steps.input.InputStepExecution","id":"",
+			 "input":{"_class":"org.jenkinsci.plugins.workflow.support.steps.input.InputStep","id":"","submitter":null}}]}]}`,
+	// pipeline-stage-view-plugin: rest-api/src/main/java/com/cloudbees/workflow/rest/external/PendingInputActionsExt.java
+	// (id, proceedText, message, inputs, proceedUrl, abortUrl,
+	// redirectApprovalUrl) and InputParameterDefExt.java (type, name,
+	// description, definition: defaultVal and a choice's choices).
+	"pendingInputs": `[{"id":"","proceedText":"","message":"","inputs":[{"type":"","name":"","description":"",
+		"definition":{"defaultVal":null,"choices":[""]}}],"proceedUrl":"","abortUrl":"","redirectApprovalUrl":""}]`,
 	// junit-plugin: src/main/java/hudson/tasks/junit/TestResult.java,
 	// getFailCount, getPassCount, getSkipCount, getSuites (@Exported);
 	// SuiteResult.java getName, getCases (@Exported); CaseResult.java
@@ -176,6 +199,21 @@ var simOnly = []struct{ kind, path, why string }{
 		"core/src/main/java/hudson/model/); the fixtures' items have only string parameters"},
 	{"queue item", ".task.fullName", "AbstractItem.getFullName is @Exported (core/src/main/java/hudson/model/AbstractItem.java); " +
 		"at the default depth a nested task shows only its top-visibility properties, Butler asks for it by tree"},
+	// workflow.json, runHistory.json and pipeline-node.json come from a
+	// stage-view of 2014; the fields below came later (pipeline-stage-view-plugin
+	// rest-api/src/main/java/com/cloudbees/workflow/rest/external/).
+	{"pipeline run", ".pauseDurationMillis", "RunExt.getPauseDurationMillis (RunExt.java)"},
+	{"pipeline run", ".queueDurationMillis", "RunExt.getQueueDurationMillis (RunExt.java)"},
+	{"pipeline run", ".stages[].error", "FlowNodeExt.getError, @JsonInclude NON_NULL: a failed stage (FlowNodeExt.java, ErrorExt.java)"},
+	{"pipeline run", ".stages[].execNode", "FlowNodeExt.getExecNode (FlowNodeExt.java)"},
+	{"pipeline run", ".stages[].pauseDurationMillis", "FlowNodeExt.getPauseDurationMillis (FlowNodeExt.java)"},
+	{"stage", ".error", "FlowNodeExt.getError: a failed stage (FlowNodeExt.java)"},
+	{"stage", ".execNode", "FlowNodeExt.getExecNode (FlowNodeExt.java)"},
+	{"stage", ".pauseDurationMillis", "FlowNodeExt.getPauseDurationMillis (FlowNodeExt.java)"},
+	{"stage", ".stageFlowNodes[]._links.console", "FlowNodeLinks.getConsole, set by AtomFlowNodeExt.create during a request (AtomFlowNodeExt.java)"},
+	{"stage", ".stageFlowNodes[].error", "FlowNodeExt.getError: a failed step (FlowNodeExt.java)"},
+	{"stage", ".stageFlowNodes[].execNode", "FlowNodeExt.getExecNode (FlowNodeExt.java)"},
+	{"stage", ".stageFlowNodes[].pauseDurationMillis", "FlowNodeExt.getPauseDurationMillis (FlowNodeExt.java)"},
 }
 
 // butlerRequests drives the client through every operation that sends a
@@ -231,6 +269,31 @@ func butlerRequests(t *testing.T, c *Client, clk *jenkinstest.FakeClock) {
 	must("pattern", err)
 	_, err = c.SearchLog(ctx, admin, p("frontend/web-app"), 6, pat, SearchOptions{})
 	must("search", err)
+
+	// Pipeline builds: stages (and a freestyle build, which has none), a
+	// stage's steps and their logs, the inputs a build waits at, answers
+	// refused (400) and taken (200).
+	release := p("frontend/release")
+	prun, err := c.PipelineRun(ctx, admin, release, 2)
+	must("pipeline run", err)
+	if _, err := c.PipelineRun(ctx, admin, p("frontend/web-app"), 6); !errors.Is(err, ErrNotPipeline) {
+		t.Fatalf("freestyle pipeline run: %v", err)
+	}
+	for _, st := range prun.Stages {
+		if st.Status == StageFailed {
+			_, err = c.StageLog(ctx, admin, release, 2, st.ID, 1<<20, 0)
+			must("stage log", err)
+			_, err = c.StageLog(ctx, admin, release, 2, st.ID, 1<<20, 3)
+			must("stage log tail", err)
+		}
+	}
+	_, _, err = c.PendingInputs(ctx, admin, release, 3)
+	must("pending inputs", err)
+	if err := c.SubmitInput(ctx, bob, release, 3, "Release", false, nil); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("bob's abort: %v", err)
+	}
+	must("proceed", c.SubmitInput(ctx, admin, release, 3, "Release", true, []InputValue{{"TARGET", "us-east"}}))
+	must("proceed empty", c.SubmitInput(ctx, admin, p("frontend/site-preview"), 1, "Publish", true, nil))
 
 	// Triggers: a new item (201), the same parameters again (303), a job
 	// without parameters (201), one refused for a missing permission.
@@ -506,6 +569,18 @@ func wireKinds() []wireKind {
 			status: []int{204}, check: checkCancel},
 		{name: "stop", method: "POST", path: regexp.MustCompile(`^` + buildPath + `stop$`),
 			status: []int{302}, check: checkStop},
+		{name: "pipeline run", method: "GET", path: regexp.MustCompile(`^` + buildPath + `wfapi/describe$`),
+			status: []int{200, 404}, contentType: wfapiJSON, fixtures: pipelineRunFixtures},
+		{name: "stage", method: "GET", path: regexp.MustCompile(`^` + buildPath + `execution/node/[0-9]+/wfapi/describe$`),
+			status: []int{200}, contentType: wfapiJSON, fixtures: []fixtureAt{{"pipeline-node.json", ""}}},
+		{name: "step log", method: "GET", path: regexp.MustCompile(`^` + buildPath + `execution/node/[0-9]+/log/logText/progressiveText$`), params: []string{"start"},
+			status: []int{200}, contentType: text200, check: checkProgressiveText},
+		{name: "input action", method: "GET", path: regexp.MustCompile(`^` + buildPath + `api/json$`), tree: treeIs(c(inputActionTree)),
+			status: []int{200}, contentType: json200, source: "inputAction"},
+		{name: "pending inputs", method: "GET", path: regexp.MustCompile(`^` + buildPath + `wfapi/pendingInputActions$`),
+			status: []int{200}, contentType: wfapiJSON, source: "pendingInputs"},
+		{name: "input answer", method: "POST", path: regexp.MustCompile(`^` + buildPath + `input/[^/]+/(proceed|proceedEmpty|abort)$`),
+			status: []int{200, 400}, check: checkInputAnswer},
 	}, artifactWireKinds()...)
 }
 
@@ -781,5 +856,28 @@ func checkStop(t *testing.T, _ wireRun, r wireRecord) {
 	loc, err := url.Parse(r.header.Get("Location"))
 	if err != nil || !loc.IsAbs() || loc.EscapedPath() != strings.TrimSuffix(r.path, "stop") {
 		t.Errorf("stop %s: Location %q", r.path, r.header.Get("Location"))
+	}
+}
+
+// wfapiJSON is pipeline-stage-view's JsonResponse Content-Type
+// (rest-api/src/main/java/com/cloudbees/workflow/util/JsonResponse.java).
+const wfapiJSON = "application/json; charset=UTF-8"
+
+// checkInputAnswer: InputStepExecution's doProceed, doProceedEmpty and
+// doAbort answer HttpResponses.ok() (200, no body); a refusal is a
+// hudson.model.Failure rendered by the error view: 400 with X-Error
+// (core/src/main/resources/hudson/model/AbstractModelObject/error.jelly),
+// never a 403.
+func checkInputAnswer(t *testing.T, _ wireRun, r wireRecord) {
+	t.Helper()
+	switch r.status {
+	case http.StatusOK:
+		if len(r.body) != 0 {
+			t.Errorf("input answer %s: body %q", r.path, r.body)
+		}
+	case http.StatusBadRequest:
+		if !strings.HasPrefix(r.header.Get("X-Error"), "You need to ") {
+			t.Errorf("input answer %s 400: X-Error %q", r.path, r.header.Get("X-Error"))
+		}
 	}
 }

@@ -217,6 +217,9 @@ func (s *Server) routeBuild(rc *reqCtx, b *build, p perm, rest []string) *reply 
 	if rp := s.routeArtifacts(rc, b, p, rest); rp != nil {
 		return rp
 	}
+	if rp := s.routePipeline(rc, b, p, rest); rp != nil {
+		return rp
+	}
 	return notFound()
 }
 

@@ -67,8 +67,9 @@ const (
 	pDiscover
 	pOverallRead
 	pArtifacts
+	pAdminister // Hudson.Administer itself, which implies every other
 
-	pAll = pRead | pBuild | pCancel | pDiscover | pOverallRead | pArtifacts
+	pAll = pRead | pBuild | pCancel | pDiscover | pOverallRead | pArtifacts | pAdminister
 )
 
 func permBits(p Permission) perm {
@@ -259,6 +260,7 @@ type Request struct {
 type user struct {
 	id, fullName string
 	token        []byte
+	groups       []string // the security realm's groups (SetUserGroups)
 }
 
 type item struct {
@@ -327,6 +329,9 @@ type build struct {
 	// junit step ran, or the build finished).
 	published bool
 	scm       buildSCM // artifacts and change log (artifacts.go)
+	// pipe is the flow graph of a build added with AddPipelineBuild
+	// (pipeline.go); nil for every other build.
+	pipe *pipeRun
 }
 
 func (b *build) end() time.Time { return b.start.Add(b.duration) }

@@ -59,6 +59,7 @@ type action struct {
 	tests  *TestReport
 	// remoteURLs of a BuildData action.
 	remoteURLs []string
+	inputs     []inputExec // an InputAction's waiting executions (wfapi.go)
 }
 
 type health struct {
@@ -194,6 +195,7 @@ func newSchema() *schema {
 	}
 
 	isKind := func(k actionKind) func(action) bool { return func(a action) bool { return a.kind == k } }
+	defer func() { sc.action.props = append(sc.action.props, inputActionProps(sc)...) }()
 	sc.action = &objType[action]{
 		class: func(a action) string { return a.class },
 		props: []prop[action]{
@@ -742,6 +744,9 @@ func buildActions(b *build) []action {
 	}
 	as = append(as, scmActions(b)...)
 	as = append(as, action{}, action{class: "org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"})
+	if a, ok := inputActionOf(b); ok {
+		as = append(as, a)
+	}
 	if b.job.spec.Class == ClassWorkflowJob {
 		as = append(as, action{class: "org.jenkinsci.plugins.workflow.job.views.FlowGraphAction"})
 	}

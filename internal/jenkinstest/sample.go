@@ -24,6 +24,7 @@ const (
 //	  web-app                     freestyle, 30s builds, 3s quiet period, test report; #6 FAILED with failing tests and a ~300-line log
 //	  docs                        pipeline
 //	  legacy-site                 freestyle, disabled
+//	  release, site-preview       pipelines with stages and input steps (sample_pipelines.go)
 //	  Release Notes               freestyle (a name with a space)
 //	  mobile/                     WorkflowMultiBranchProject
 //	    main                      pipeline
@@ -156,7 +157,8 @@ func Sample(opts *Options) *Server {
 	addBuild("prod/deploy", BuildSpec{Result: "ABORTED", UserID: SampleAdmin, Timestamp: ago(30), Duration: 21 * time.Second,
 		Params: map[string]any{"TARGET": "us-east", "CANARY": true}, Log: deployLog()[:6]})
 	addBuild("prod/deploy", BuildSpec{UserID: SampleAdmin, Timestamp: ago(5), Duration: 61 * time.Second, Params: map[string]any{"TARGET": "us-east"}, Log: deployLog()})
-	addSampleSCM(s, now) // artifacts and change logs (sample_artifacts.go)
+	addSampleSCM(s, now)       // artifacts and change logs (sample_artifacts.go)
+	addSamplePipelines(s, now) // Pipeline builds with stages and inputs (sample_pipelines.go)
 	return s
 }
 

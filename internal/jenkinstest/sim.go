@@ -237,6 +237,9 @@ func (s *Server) finish(b *build) {
 // abort stops a running build at time t, as Executor.doStop does.
 func (s *Server) abort(b *build, t time.Time, by *user) {
 	b.emitUntil(t)
+	if b.pipe != nil {
+		b.pipe.interrupt(t)
+	}
 	b.building = false
 	b.result = "ABORTED"
 	if !b.published {
@@ -360,6 +363,10 @@ func (s *Server) cancel(q *queueItem, t time.Time) {
 // emitUntil appends the lines due by t: line i of n appears at
 // start + (i+1)*duration/(n+1), so they spread evenly over the build.
 func (b *build) emitUntil(t time.Time) {
+	if b.pipe != nil {
+		b.pipe.emitUntil(b, t, false)
+		return
+	}
 	n := len(b.lines)
 	for b.emitted < n {
 		at := b.start.Add(b.duration / time.Duration(n+1) * time.Duration(b.emitted+1))
@@ -371,6 +378,10 @@ func (b *build) emitUntil(t time.Time) {
 }
 
 func (b *build) emitAll() {
+	if b.pipe != nil {
+		b.pipe.emitUntil(b, time.Time{}, true)
+		return
+	}
 	for b.emitted < len(b.lines) {
 		b.emit()
 	}

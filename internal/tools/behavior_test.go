@@ -65,7 +65,7 @@ func TestListAllJobs_FolderAndNonRecursive(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, jenkinstest.SampleAlice, nil)
 	got := jobNames(e.ok(t, "list_all_jobs", map[string]any{"folder": "frontend", "recursive": false}))
-	want := []string{"frontend/Release Notes", "frontend/docs", "frontend/legacy-site", "frontend/web-app"}
+	want := []string{"frontend/Release Notes", "frontend/docs", "frontend/legacy-site", "frontend/release", "frontend/site-preview", "frontend/web-app"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("non-recursive frontend (-want +got):\n%s", diff)
 	}

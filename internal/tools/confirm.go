@@ -121,6 +121,10 @@ func describeCall(p identity.Principal, entry catalog.Tool, tg target) string {
 		if tg.hasJob {
 			fmt.Fprintf(&b, " (a build of %s)", tg.job.String())
 		}
+	case catalog.SubmitInput:
+		// Parameter names only: the question is also the reason of a
+		// declined call's audit record, which never holds values.
+		fmt.Fprintf(&b, "%s as %s", tg.summary, who)
 	default:
 		fmt.Fprintf(&b, "%s: %s as %s", entry.Title, tg.whatOr(entry.Name), who)
 	}

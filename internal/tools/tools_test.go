@@ -188,7 +188,7 @@ func scopesFor(tool string) []string {
 	switch tool {
 	case "health":
 		return nil
-	case "trigger_job", "stop_build", "cancel_queue_item":
+	case "trigger_job", "stop_build", "cancel_queue_item", "submit_input":
 		return []string{"jenkins:build"}
 	}
 	return []string{"jenkins:read"}
@@ -262,11 +262,12 @@ func TestToolsList_EveryToolHasSchemasAndTruthfulAnnotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writes := map[string]bool{"trigger_job": true, "stop_build": true, "cancel_queue_item": true}
-	destructive := map[string]bool{"stop_build": true, "cancel_queue_item": true}
+	writes := map[string]bool{"trigger_job": true, "stop_build": true, "cancel_queue_item": true, "submit_input": true}
+	destructive := map[string]bool{"stop_build": true, "cancel_queue_item": true, "submit_input": true}
 	want := []string{"health", "get_current_time_info", "whoami", "list_all_jobs", "get_job", "trigger_job",
 		"get_queue_item", "cancel_queue_item", "get_build", "get_build_log", "search_build_log", "stop_build", "get_test_results",
-		"list_artifacts", "get_artifact", "get_build_changes"}
+		"list_artifacts", "get_artifact", "get_build_changes",
+		"get_pipeline_stages", "get_stage_log", "list_pending_inputs", "submit_input"}
 	got := map[string]*mcp.Tool{}
 	for _, tool := range res.Tools {
 		got[tool.Name] = tool

@@ -133,6 +133,7 @@ func New(deps Deps) (*Toolset, error) {
 		addGetQueueItem, addCancelQueueItem,
 		addGetBuild, addGetBuildLog, addSearchBuildLog, addStopBuild, addGetTestResults,
 		addListArtifacts, addGetArtifact, addGetBuildChanges,
+		addGetPipelineStages, addGetStageLog, addListPendingInputs, addSubmitInput,
 	} {
 		d, err := add(t)
 		if err != nil {
@@ -244,7 +245,17 @@ type target struct {
 	what string
 	// params are build parameters, for the policy's context.
 	params map[string]any
+	// detail, when set, is appended to resource in the audit record: what
+	// else the call was about (an input step's id, the action, the
+	// parameter names, never values).
+	detail string
+	// summary, when set, says what the call does in a confirmation
+	// question (before "as <user>").
+	summary string
 }
+
+// auditResource is the audit record's resource.
+func (tg target) auditResource() string { return tg.resource + tg.detail }
 
 func jobTarget(raw string) (target, error) {
 	p, err := jobpath.Parse(raw)
@@ -422,7 +433,7 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry ca
 	ctx = request.NewContext(ctx, sc)
 	rec := audit.Begin(start, sc, entry.Name)
 	out, tg, v, err := t.run(ctx, req, sc, entry, prepare)
-	rec.Resource(tg.resource)
+	rec.Resource(tg.auditResource())
 	if err == nil && v.ask != nil {
 		// 2026-07-28: the person is asked through the client, which calls
 		// again with the answer; this round ran nothing that changes
