@@ -58,6 +58,8 @@ type stackOpts struct {
 	// the full authorization path.
 	allowAll bool
 	policy   string // policy file; "" the built-in default
+	// configure, if set, adjusts the config last (tracing_bench_test.go).
+	configure func(*config.Config)
 }
 
 // benchToken is the token fixedVerifier accepts.
@@ -133,6 +135,9 @@ func newStack(b *testing.B, o stackOpts) *benchStack {
 		opts.Limiter = allowAllLimiter{}
 		opts.Audit = audit.LogRecorder{Logger: slog.New(slog.DiscardHandler)}
 		opts.Credentials = credentials.NewMemory(map[string]jenkins.Credential{"alice": {User: "alice", APIToken: jenkinstest.SampleAliceToken}})
+	}
+	if o.configure != nil {
+		o.configure(cfg)
 	}
 	a, err := app.New(context.Background(), cfg, opts)
 	if err != nil {
