@@ -44,6 +44,7 @@ func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
 type benchStack struct {
 	url string
 	idp *devidp.Provider
+	app *app.App
 }
 
 // stackOpts choose the collaborators of a bench stack. Every variant is the
@@ -89,7 +90,7 @@ func newBenchStack(b *testing.B, fixedToken bool) *benchStack {
 	return newStack(b, stackOpts{fixedToken: fixedToken})
 }
 
-func newStack(b *testing.B, o stackOpts) *benchStack {
+func newStack(b testing.TB, o stackOpts) *benchStack {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -152,7 +153,7 @@ func newStack(b *testing.B, o stackOpts) *benchStack {
 	srv := &http.Server{Handler: a.Handler}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
-	return &benchStack{url: butlerURL, idp: idp}
+	return &benchStack{url: butlerURL, idp: idp, app: a}
 }
 
 func (s *benchStack) mint(b *testing.B) string {
@@ -163,7 +164,7 @@ func (s *benchStack) mint(b *testing.B) string {
 	return tok
 }
 
-func (s *benchStack) client(b *testing.B, token func() string) *mcp.ClientSession {
+func (s *benchStack) client(b testing.TB, token func() string) *mcp.ClientSession {
 	hc := &http.Client{Transport: bearerRT{token: token}}
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).
 		Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: s.url + "/mcp", HTTPClient: hc}, nil)

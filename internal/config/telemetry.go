@@ -17,7 +17,7 @@ type Telemetry struct {
 	Traces Traces `yaml:"traces"`
 }
 
-// Traces configures OpenTelemetry tracing (docs/operations.md, "Tracing").
+// Traces configures OpenTelemetry tracing (docs/tracing.md).
 // It is off while OTLPEndpoint is empty. Butler reads no OTEL_* variable:
 // write ${NAME} here for a value from the environment.
 type Traces struct {

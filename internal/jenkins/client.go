@@ -30,7 +30,6 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/butler-mcp/butler/internal/secret"
 	"github.com/butler-mcp/butler/internal/telemetry"
@@ -173,8 +172,8 @@ type Client struct {
 	hc   *http.Client
 	opts Options
 	log  *slog.Logger
-	// tracer starts the span of each request; a no-op without
-	// Options.TracerProvider.
+	// tracer starts the span of each request; nil without
+	// Options.TracerProvider, and then no span is started.
 	tracer trace.Tracer
 }
 
@@ -226,11 +225,11 @@ func New(baseURL string, opts *Options) (*Client, error) {
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	root := u.Scheme + "://" + u.Host + u.EscapedPath()
-	tp := o.TracerProvider
-	if tp == nil {
-		tp = noop.NewTracerProvider()
+	c := &Client{base: u, root: root, hc: &hc, opts: o, log: log}
+	if o.TracerProvider != nil {
+		c.tracer = o.TracerProvider.Tracer(telemetry.TracerName)
 	}
-	return &Client{base: u, root: root, hc: &hc, opts: o, log: log, tracer: tp.Tracer(telemetry.TracerName)}, nil
+	return c, nil
 }
 
 // NewTransport returns an HTTP transport suited to talking to one Jenkins:

@@ -1,6 +1,6 @@
 // Package telemetry names the spans and attributes Butler records for
 // OpenTelemetry tracing and carries W3C trace context in and out
-// (docs/operations.md, "Tracing"). It depends on the OpenTelemetry API
+// (docs/tracing.md). It depends on the OpenTelemetry API
 // alone; package export builds the SDK provider that records and exports
 // spans. Nothing here uses OpenTelemetry's global state.
 package telemetry

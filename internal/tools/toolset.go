@@ -24,7 +24,6 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authz"
@@ -89,8 +88,8 @@ type Toolset struct {
 	// searches bounds the log searches running at once (searches.go).
 	searches searchSlots
 
-	// tracer starts the spans of tracing.go; tracing says whether
-	// Deps.TracerProvider was given.
+	// tracer starts the spans of tracing.go when tracing, that is when
+	// Deps.TracerProvider was given; otherwise no span is started at all.
 	tracer  trace.Tracer
 	tracing bool
 }
@@ -139,8 +138,6 @@ func New(deps Deps) (*Toolset, error) {
 	t := &Toolset{deps: deps, tracing: deps.TracerProvider != nil}
 	if t.tracing {
 		t.tracer = deps.TracerProvider.Tracer(telemetry.TracerName)
-	} else {
-		t.tracer = noop.NewTracerProvider().Tracer(telemetry.TracerName)
 	}
 	t.listings.now = deps.Now
 	handlers := map[string]*def{}

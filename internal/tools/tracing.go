@@ -19,7 +19,7 @@ import (
 	"github.com/butler-mcp/butler/internal/telemetry"
 )
 
-// Spans of a tool call (docs/operations.md, "Tracing"):
+// Spans of a tool call (docs/tracing.md):
 //
 //	tools/call <tool>           SERVER, one per call
 //	├── policy                  each decision the authorizer takes
@@ -129,6 +129,9 @@ func principalKind(p identity.Principal) string {
 
 // decide asks the authorizer about one target, in a span of its own.
 func (t *Toolset) decide(ctx context.Context, r authz.Request) authz.Decision {
+	if !t.tracing {
+		return t.deps.Authorizer.Decide(ctx, r)
+	}
 	_, span := t.tracer.Start(ctx, "policy")
 	d := t.deps.Authorizer.Decide(ctx, r)
 	endPolicySpan(span, "decide", d)
@@ -137,6 +140,9 @@ func (t *Toolset) decide(ctx context.Context, r authz.Request) authz.Decision {
 
 // precheck is the authorizer's authentication and scope check, in a span.
 func (t *Toolset) precheck(ctx context.Context, r authz.Request) authz.Decision {
+	if !t.tracing {
+		return t.deps.Authorizer.Precheck(r)
+	}
 	_, span := t.tracer.Start(ctx, "policy")
 	d := t.deps.Authorizer.Precheck(r)
 	endPolicySpan(span, "precheck", d)
@@ -171,6 +177,9 @@ func endPolicySpan(span trace.Span, stage string, d authz.Decision) {
 // credentialFor looks up the caller's Jenkins credential, in a span that
 // says where it came from and whether it was found, never what it is.
 func (t *Toolset) credentialFor(ctx context.Context, p identity.Principal) (jenkins.Credential, error) {
+	if !t.tracing {
+		return t.deps.Credentials.For(ctx, p)
+	}
 	ctx, span := t.tracer.Start(ctx, "credentials")
 	cred, err := t.deps.Credentials.For(ctx, p)
 	if span.IsRecording() {

@@ -1,6 +1,6 @@
 // Package export builds Butler's OpenTelemetry tracer provider: the OTLP
-// exporter and the SDK that batches spans for it (docs/operations.md,
-// "Tracing"). Package telemetry holds the names of what is recorded.
+// exporter and the SDK that batches spans for it (docs/tracing.md).
+// Package telemetry holds the names of what is recorded.
 //
 // Tracing is off unless an OTLP endpoint is configured. Off means a no-op
 // tracer provider: no exporter, no goroutine, and spans that cost a few
