@@ -158,9 +158,14 @@ func urlTemplate(rel string) string {
 				i++
 				b.WriteString("/{name}")
 			}
-		case "input":
+		case "input", "node":
+			// An input step's id, a flow node's id (execution/node/<id>):
+			// the caller may name either.
 			i++
 			b.WriteString("/{id}")
+		case "label":
+			i++
+			b.WriteString("/{name}")
 		case "artifact", "ws":
 			// Everything below is a file path.
 			b.WriteString("/{path}")

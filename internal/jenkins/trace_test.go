@@ -32,6 +32,9 @@ func TestURLTemplate(t *testing.T) {
 		"job/a/":                             "/job/{name}/",
 		"job/":                               "/job/",
 		"computer/api/json":                  "/computer/api/json",
+		"job/a/3/execution/node/zq-stage/wfapi/describe": "/job/{name}/{number}/execution/node/{id}/wfapi/describe",
+		"computer/agent-1/api/json":                      "/computer/{name}/api/json",
+		"label/linux/api/json":                           "/label/{name}/api/json",
 	} {
 		if got := urlTemplate(rel); got != want {
 			t.Errorf("urlTemplate(%q) = %q; want %q", rel, got, want)
