@@ -134,18 +134,19 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		creds = o.creds
 	}
 	ts, err := tools.New(tools.Deps{
-		Jenkins:        jc,
-		Credentials:    creds,
-		Authorizer:     az,
-		Limiter:        o.limiter,
-		ConnectURL:     o.connectURL,
-		Audit:          rec,
-		Scope:          tools.FixedPrincipal(p),
-		Now:            clock.Now,
-		Version:        "test",
-		PollInterval:   cmp.Or(o.poll, 10*time.Millisecond),
-		Admit:          o.admit,
-		Logger:         slog.New(slog.DiscardHandler),
+		Jenkins:      jc,
+		Credentials:  creds,
+		Authorizer:   az,
+		Limiter:      o.limiter,
+		ConnectURL:   o.connectURL,
+		Audit:        rec,
+		Scope:        tools.FixedPrincipal(p),
+		Now:          clock.Now,
+		Version:      "test",
+		PollInterval: cmp.Or(o.poll, 10*time.Millisecond),
+		Admit:        o.admit,
+		Logger:       slog.New(slog.DiscardHandler),
+
 		TracerProvider: o.tracer,
 	})
 	if err != nil {
