@@ -39,7 +39,8 @@ FUZZ_TARGETS = \
 	./internal/authn:FuzzChallenge \
 	./internal/server:FuzzParseBody \
 	./internal/authz:FuzzDecide \
-	./internal/catalog:FuzzQuote
+	./internal/catalog:FuzzQuote \
+	./internal/telemetry:FuzzExtract
 
 fuzz: ## each fuzz target for FUZZTIME (30s)
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

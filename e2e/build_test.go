@@ -23,7 +23,10 @@ var (
 		"github.com/butler-mcp/butler/internal/devidp",
 		"github.com/butler-mcp/butler/internal/jenkinstest",
 	}
-	demoOnlyModules = []string{"github.com/zitadel/oidc/v3", "github.com/go-chi/chi/v5", "go.opentelemetry.io/otel"}
+	// go.opentelemetry.io/otel was on this list while only the dev IdP
+	// (zitadel/oidc) pulled it in; it is a production dependency since
+	// Butler exports traces (telemetry.traces), so it is no longer here.
+	demoOnlyModules = []string{"github.com/zitadel/oidc/v3", "github.com/go-chi/chi/v5"}
 )
 
 // TestProductionBuild_HasNoDemoCode pins that `go build -tags nodemo`

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authn"
@@ -39,6 +40,7 @@ import (
 	"github.com/butler-mcp/butler/internal/ratelimit"
 	"github.com/butler-mcp/butler/internal/server"
 	"github.com/butler-mcp/butler/internal/store"
+	"github.com/butler-mcp/butler/internal/telemetry/export"
 	"github.com/butler-mcp/butler/internal/tools"
 )
 
@@ -61,6 +63,9 @@ type Options struct {
 	// IdPClient carries requests to the identity provider. Nil: a client
 	// with a 10 s timeout.
 	IdPClient *http.Client
+	// TracerProvider replaces the tracer provider of telemetry.traces
+	// (tests record spans in memory); the App then does not shut it down.
+	TracerProvider trace.TracerProvider
 }
 
 // App is a configured Butler HTTP server.
@@ -81,6 +86,9 @@ type App struct {
 	store         store.Store
 	ownsStore     bool
 	closeRL       func() error
+	// tracing is the tracer provider the App made (nil when Options gave
+	// one); Close flushes it.
+	tracing *export.Provider
 }
 
 // New wires Butler from a validated serve config.
@@ -112,7 +120,18 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		}
 		verifier = app.verifier
 	}
-	jc, err := NewJenkinsClient(cfg, logger, m.ObserveJenkins)
+	tp := o.TracerProvider
+	traced := tp != nil
+	if tp == nil {
+		if app.tracing, err = NewTracerProvider(ctx, cfg, o.Version, logger); err != nil {
+			return nil, err
+		}
+		tp, traced = app.tracing, app.tracing.Enabled()
+	}
+	if !traced {
+		tp = nil // tools and client: tracing off, a caller's trace context ignored
+	}
+	jc, err := newJenkinsClient(cfg, logger, m.ObserveJenkins, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +176,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		Version:     o.Version,
 		ConnectURL:  cfg.ConnectURL(),
 		Logger:      logger,
+
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return nil, err
@@ -331,11 +352,15 @@ func newStored(cfg *config.Config, st store.Store, jc *jenkins.Client, logger *s
 }
 
 // Close flushes the audit records still queued (none is lost on
-// shutdown), then releases the store, the rate limiter and key refresh.
+// shutdown) and the spans not yet exported, then releases the store, the
+// rate limiter and key refresh.
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
 	if a.audit != nil {
 		errs = append(errs, a.audit.Close(ctx))
+	}
+	if a.tracing != nil {
+		errs = append(errs, a.tracing.Shutdown(ctx))
 	}
 	if a.closeRL != nil {
 		errs = append(errs, a.closeRL())
@@ -403,6 +428,12 @@ func NewLogger(w io.Writer, c config.Log) *slog.Logger {
 // NewJenkinsClient returns the Jenkins client of cfg: one keep-alive HTTP
 // client for every user, trusting cfg's extra CA file if any.
 func NewJenkinsClient(cfg *config.Config, logger *slog.Logger, observe func(string, int, time.Duration)) (*jenkins.Client, error) {
+	return newJenkinsClient(cfg, logger, observe, nil)
+}
+
+// newJenkinsClient is NewJenkinsClient recording a span per request with
+// tp (nil: none), sending Jenkins a traceparent if the config says so.
+func newJenkinsClient(cfg *config.Config, logger *slog.Logger, observe func(string, int, time.Duration), tp trace.TracerProvider) (*jenkins.Client, error) {
 	t := jenkins.NewTransport()
 	if cfg.Jenkins.TLSCAFile != "" {
 		pem, err := os.ReadFile(cfg.Jenkins.TLSCAFile)
@@ -423,6 +454,9 @@ func NewJenkinsClient(cfg *config.Config, logger *slog.Logger, observe func(stri
 		Timeout:    cfg.Jenkins.Timeout,
 		Logger:     logger,
 		Observe:    observe,
+
+		TracerProvider: tp,
+		Traceparent:    tp != nil && cfg.Telemetry.Traces.JenkinsTraceparent,
 	})
 }
 

@@ -44,6 +44,7 @@ func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
 type benchStack struct {
 	url string
 	idp *devidp.Provider
+	app *app.App
 }
 
 // stackOpts choose the collaborators of a bench stack. Every variant is the
@@ -58,6 +59,8 @@ type stackOpts struct {
 	// the full authorization path.
 	allowAll bool
 	policy   string // policy file; "" the built-in default
+	// configure, if set, adjusts the config last (tracing_bench_test.go).
+	configure func(*config.Config)
 }
 
 // benchToken is the token fixedVerifier accepts.
@@ -87,7 +90,7 @@ func newBenchStack(b *testing.B, fixedToken bool) *benchStack {
 	return newStack(b, stackOpts{fixedToken: fixedToken})
 }
 
-func newStack(b *testing.B, o stackOpts) *benchStack {
+func newStack(b testing.TB, o stackOpts) *benchStack {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -134,6 +137,9 @@ func newStack(b *testing.B, o stackOpts) *benchStack {
 		opts.Audit = audit.LogRecorder{Logger: slog.New(slog.DiscardHandler)}
 		opts.Credentials = credentials.NewMemory(map[string]jenkins.Credential{"alice": {User: "alice", APIToken: jenkinstest.SampleAliceToken}})
 	}
+	if o.configure != nil {
+		o.configure(cfg)
+	}
 	a, err := app.New(context.Background(), cfg, opts)
 	if err != nil {
 		b.Fatal(err)
@@ -147,7 +153,7 @@ func newStack(b *testing.B, o stackOpts) *benchStack {
 	srv := &http.Server{Handler: a.Handler}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
-	return &benchStack{url: butlerURL, idp: idp}
+	return &benchStack{url: butlerURL, idp: idp, app: a}
 }
 
 func (s *benchStack) mint(b *testing.B) string {
@@ -158,7 +164,7 @@ func (s *benchStack) mint(b *testing.B) string {
 	return tok
 }
 
-func (s *benchStack) client(b *testing.B, token func() string) *mcp.ClientSession {
+func (s *benchStack) client(b testing.TB, token func() string) *mcp.ClientSession {
 	hc := &http.Client{Transport: bearerRT{token: token}}
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).
 		Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: s.url + "/mcp", HTTPClient: hc}, nil)

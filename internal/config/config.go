@@ -50,6 +50,8 @@ type Config struct {
 	Audit   Audit   `yaml:"audit"`
 	Web     Web     `yaml:"web"`
 	Log     Log     `yaml:"log"`
+	// Telemetry is OpenTelemetry tracing (telemetry.go).
+	Telemetry Telemetry `yaml:"telemetry"`
 
 	// envNotes maps a field path ("store.vault_key") to a note such as
 	// "it is ${BUTLER_VAULT_KEY}, which is not set", added to any problem
@@ -313,6 +315,7 @@ func Default() *Config {
 			Level:  "info",
 			Format: "json",
 		},
+		Telemetry: defaultTelemetry(),
 	}
 }
 

@@ -48,6 +48,7 @@ func fullEnv() map[string]string {
 		"REDIS_PASSWORD":       "redis-s3cret",
 		"WEB_SECRET":           "web-s3cret",
 		"BUTLER_SESSION_KEY":   testSessionKey,
+		"OTLP_API_KEY":         "otlp-s3cret",
 	}
 }
 
@@ -112,11 +113,12 @@ func TestDefault_MatchesContract(t *testing.T) {
 				"cancel_queue_item": {"jenkins:build"},
 			},
 		},
-		Jenkins: Jenkins{Credentials: "per_user_token", UserTemplate: "{{.User}}", Timeout: 15 * time.Second},
-		Store:   Store{DSN: "sqlite:butler.db", Timeout: 5 * time.Second},
-		Limits:  Limits{PerUserRPS: 10, Burst: 20},
-		Audit:   Audit{Buffer: 100000},
-		Log:     Log{Level: "info", Format: "json"},
+		Jenkins:   Jenkins{Credentials: "per_user_token", UserTemplate: "{{.User}}", Timeout: 15 * time.Second},
+		Store:     Store{DSN: "sqlite:butler.db", Timeout: 5 * time.Second},
+		Limits:    Limits{PerUserRPS: 10, Burst: 20},
+		Audit:     Audit{Buffer: 100000},
+		Log:       Log{Level: "info", Format: "json"},
+		Telemetry: Telemetry{Traces: Traces{Protocol: "http", SampleRatio: 1, ServiceName: "butler", JenkinsTraceparent: true}},
 	}
 	if diff := cmp.Diff(want, Default(), ignoreBookkeeping); diff != "" {
 		t.Errorf("Default() (-want +got):\n%s", diff)
@@ -205,6 +207,10 @@ func wantFull() *Config {
 		Limits: Limits{PerUserRPS: 2.5, Burst: 5, RedisURL: "rediss://:redis-s3cret@redis.example.com:6380/0"},
 		Web:    Web{ClientID: "butler-web", ClientSecret: "web-s3cret", SessionKey: testSessionKey},
 		Log:    Log{Level: "debug", Format: "text"},
+		Telemetry: Telemetry{Traces: Traces{
+			OTLPEndpoint: "https://otel.example.com:4317", Protocol: "grpc", CAFile: "testdata/ca.pem",
+			Headers: map[string]secret.String{"x-api-key": "otlp-s3cret"}, SampleRatio: 0.5, ServiceName: "butler-ci",
+		}},
 	}
 }
 
@@ -246,6 +252,9 @@ func TestParse_FullExampleRoundTrips(t *testing.T) {
 		&want.Jenkins.TokenExchange.ClientSecret, &want.Store.VaultKey, &want.Store.VaultOldKeys[0],
 		&want.Web.ClientSecret, &want.Web.SessionKey} {
 		*s = "[redacted]"
+	}
+	for k := range want.Telemetry.Traces.Headers {
+		want.Telemetry.Traces.Headers[k] = "[redacted]"
 	}
 	want.Store.DSN = "postgres://butler:xxxxx@db.example.com:5432/butler?sslmode=verify-full"
 	want.Limits.RedisURL = "rediss://:xxxxx@redis.example.com:6380/0"

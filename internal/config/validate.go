@@ -149,6 +149,7 @@ func (c *Config) ValidateWith(mode Mode, opts *ValidateOptions) error {
 		v.limits()
 		v.audit()
 		v.web()
+		v.telemetry()
 	}
 	v.log()
 	if len(v.problems) == 0 {

@@ -29,7 +29,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/butler-mcp/butler/internal/secret"
+	"github.com/butler-mcp/butler/internal/telemetry"
 )
 
 // Sentinel errors wrapped by every *Error the client returns.
@@ -160,6 +163,12 @@ type Options struct {
 	// metrics): the method, the status (0 when no answer) and duration. No
 	// job name is passed, so metric labels stay few.
 	Observe func(method string, status int, d time.Duration)
+	// TracerProvider records a client span for every HTTP request (see
+	// trace.go). Nil: no spans.
+	TracerProvider trace.TracerProvider
+	// Traceparent sends each request's trace context to Jenkins in a W3C
+	// traceparent header (trace.go, injectTraceparent).
+	Traceparent bool
 }
 
 // Client talks to one Jenkins controller. It is safe for concurrent use.
@@ -169,6 +178,9 @@ type Client struct {
 	hc   *http.Client
 	opts Options
 	log  *slog.Logger
+	// tracer starts the span of each request; nil without
+	// Options.TracerProvider, and then no span is started.
+	tracer trace.Tracer
 }
 
 // New returns a client for the Jenkins at baseURL, which may carry a path
@@ -219,7 +231,11 @@ func New(baseURL string, opts *Options) (*Client, error) {
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	root := u.Scheme + "://" + u.Host + u.EscapedPath()
-	return &Client{base: u, root: root, hc: &hc, opts: o, log: log}, nil
+	c := &Client{base: u, root: root, hc: &hc, opts: o, log: log}
+	if o.TracerProvider != nil {
+		c.tracer = o.TracerProvider.Tracer(telemetry.TracerName)
+	}
+	return c, nil
 }
 
 // NewTransport returns an HTTP transport suited to talking to one Jenkins:
@@ -270,9 +286,14 @@ func (c *Client) do(ctx context.Context, cl call) (*http.Response, error) {
 	if cl.form != nil {
 		body = strings.NewReader(cl.form.Encode())
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, c.url(cl.rel, cl.query), body)
+	// sctx carries the request's span; ctx stays the caller's, so that a
+	// follow-up request (the anonymous probe) is the span's sibling.
+	sctx, span := c.startSpan(ctx, cl)
+	req, err := http.NewRequestWithContext(sctx, cl.method, c.url(cl.rel, cl.query), body)
 	if err != nil {
-		return nil, &Error{Op: cl.op, Err: ErrBadRequest, Detail: "cannot build request"}
+		e := &Error{Op: cl.op, Err: ErrBadRequest, Detail: "cannot build request"}
+		endSpan(span, 0, e)
+		return nil, e
 	}
 	req.Header.Set("User-Agent", c.opts.UserAgent)
 	req.Header.Set("Accept", "application/json, text/plain;q=0.9, */*;q=0.1")
@@ -288,20 +309,25 @@ func (c *Client) do(ctx context.Context, cl call) (*http.Response, error) {
 		req.AddCookie(ck)
 	}
 	cl.cred.apply(req)
+	c.injectTraceparent(sctx, req)
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	d := time.Since(start)
 	if err != nil {
 		c.observe(cl.method, 0, d)
-		return nil, transportError(ctx, cl.op, err)
+		e := transportError(ctx, cl.op, err)
+		endSpan(span, 0, e)
+		return nil, e
 	}
 	c.observe(cl.method, resp.StatusCode, d)
 	c.log.DebugContext(ctx, "jenkins request", "op", cl.op, "method", cl.method, "status", resp.StatusCode, "duration", d, "user", cl.cred.User)
 	if resp.StatusCode < 400 {
+		traceBody(resp, span)
 		return resp, nil
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	endSpan(span, resp.StatusCode, nil)
 	e := statusError(cl.op, resp, snippet)
 	switch {
 	case cl.cred.present() && ranAsAnonymous(resp, snippet):

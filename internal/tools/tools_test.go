@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authz"
@@ -85,6 +86,9 @@ type envOpts struct {
 	// noMultiRoundTrip turns off the client's automatic answering of
 	// input-required results (2026-07-28), so a test sees them.
 	noMultiRoundTrip bool
+	// tracer, if set, records the toolset's and the Jenkins client's spans
+	// (tracing_test.go).
+	tracer trace.TracerProvider
 }
 
 func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
@@ -112,7 +116,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	jc, err := jenkins.New(base, &jenkins.Options{Timeout: timeout})
+	jc, err := jenkins.New(base, &jenkins.Options{Timeout: timeout, TracerProvider: o.tracer, Traceparent: o.tracer != nil})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +146,8 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 		PollInterval: cmp.Or(o.poll, 10*time.Millisecond),
 		Admit:        o.admit,
 		Logger:       slog.New(slog.DiscardHandler),
+
+		TracerProvider: o.tracer,
 	})
 	if err != nil {
 		t.Fatal(err)

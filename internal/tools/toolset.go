@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/butler-mcp/butler/internal/audit"
 	"github.com/butler-mcp/butler/internal/authz"
@@ -33,6 +34,7 @@ import (
 	"github.com/butler-mcp/butler/internal/jobpath"
 	"github.com/butler-mcp/butler/internal/ratelimit"
 	"github.com/butler-mcp/butler/internal/request"
+	"github.com/butler-mcp/butler/internal/telemetry"
 )
 
 // Deps are the collaborators the tools need.
@@ -65,6 +67,10 @@ type Deps struct {
 	// Observe, if set, is told of every call's outcome (for metrics).
 	Observe func(tool, outcome, code string, d time.Duration)
 	Logger  *slog.Logger
+	// TracerProvider, if set, records a span for every call and its
+	// policy decisions and credential lookup (tracing.go). Nil: tracing
+	// off, and a caller's trace context is ignored.
+	TracerProvider trace.TracerProvider
 }
 
 // Toolset is the set of Butler's tools, bound to their dependencies.
@@ -81,6 +87,11 @@ type Toolset struct {
 
 	// searches bounds the log searches running at once (searches.go).
 	searches searchSlots
+
+	// tracer starts the spans of tracing.go when tracing, that is when
+	// Deps.TracerProvider was given; otherwise no span is started at all.
+	tracer  trace.Tracer
+	tracing bool
 }
 
 type canonEntry struct {
@@ -124,7 +135,10 @@ func New(deps Deps) (*Toolset, error) {
 	if deps.Scope == nil {
 		return nil, fmt.Errorf("tools: a Scope function is required")
 	}
-	t := &Toolset{deps: deps}
+	t := &Toolset{deps: deps, tracing: deps.TracerProvider != nil}
+	if t.tracing {
+		t.tracer = deps.TracerProvider.Tracer(telemetry.TracerName)
+	}
 	t.listings.now = deps.Now
 	handlers := map[string]*def{}
 	for _, add := range []func(*Toolset) (*def, error){
@@ -185,8 +199,11 @@ func (t *Toolset) auditUnknown(next mcp.MethodHandler) mcp.MethodHandler {
 		if method == "tools/call" {
 			if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok && !catalog.Known(p.Name) {
 				now := t.deps.Now()
-				t.record(ctx, audit.Begin(now, t.scope(ctx, req.GetExtra()), catalog.Unknown).
+				sc := t.scope(ctx, req.GetExtra())
+				sctx, span := t.startUnknownSpan(ctx, p, req.GetExtra(), sc)
+				t.record(sctx, audit.Begin(now, sc, catalog.Unknown).
 					Failed(now, CodeInvalidArgument, "unknown tool "+catalog.Quote(p.Name)))
+				span.End()
 			}
 		}
 		return next(ctx, method, req)
@@ -430,6 +447,8 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry ca
 	prepare func(context.Context) (prepared, error)) (*mcp.CallToolResult, error) {
 	start := t.deps.Now()
 	sc := t.scope(ctx, req.GetExtra())
+	ctx, span := t.startCallSpan(ctx, req, entry, sc)
+	defer span.End()
 	ctx = request.NewContext(ctx, sc)
 	rec := audit.Begin(start, sc, entry.Name)
 	out, tg, v, err := t.run(ctx, req, sc, entry, prepare)
@@ -518,6 +537,7 @@ func supportsURLElicitation(req *mcp.CallToolRequest) bool {
 
 // record writes the call's one audit record and its metrics.
 func (t *Toolset) record(ctx context.Context, rec audit.Record) {
+	endCallSpan(ctx, rec)
 	t.deps.Audit.Record(ctx, rec)
 	if t.deps.Observe != nil {
 		t.deps.Observe(rec.Tool, rec.Decision, rec.Code, time.Duration(rec.DurationMS)*time.Millisecond)
@@ -588,7 +608,7 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 	final := entry.Resource == catalog.ResourceQueueItem && t.deps.Authorizer.NamesItems()
 	var allowed authz.Decision // the decision that lets the call run
 	if final {
-		if d := t.deps.Authorizer.Precheck(authz.Request{Principal: p, Tool: entry.Name}); !d.Allow {
+		if d := t.precheck(ctx, authz.Request{Principal: p, Tool: entry.Name}); !d.Allow {
 			return nil, tg, verdict{}, decisionError(d)
 		}
 	} else {
@@ -609,7 +629,7 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 			// credential may be used for them, stored or exchanged.
 			return nil, tg, verdict{}, Errorf(CodeForbidden, "no Jenkins account for this user (jenkins.user_template gives none)")
 		}
-		cred, err := t.deps.Credentials.For(ctx, p)
+		cred, err := t.credentialFor(ctx, p)
 		if err != nil {
 			return nil, tg, verdict{}, err
 		}
@@ -662,7 +682,7 @@ func (t *Toolset) run(ctx context.Context, req *mcp.CallToolRequest, sc *request
 
 // authorize asks the authorizer about one target.
 func (t *Toolset) authorize(ctx context.Context, p identity.Principal, entry catalog.Tool, tg target) authz.Decision {
-	return t.deps.Authorizer.Decide(ctx, authz.Request{
+	return t.decide(ctx, authz.Request{
 		Principal: p, Tool: entry.Name, Job: tg.job.String(), Parameters: tg.params,
 	})
 }
