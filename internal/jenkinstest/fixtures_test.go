@@ -43,13 +43,13 @@ var fixtureTargets = map[string]string{
 	"node-jenkins/queueItem.json":           "/queue/item/1/api/json", // left, running
 	"queueItemCancelled.json":               "/queue/item/5/api/json", // left, cancelled
 	"user.json":                             "/me/api/json",           // current user
+	"computer.json":                         "/computer/api/json",     // nodes: built-in (running fish #4), an agent that failed to launch
 }
 
 // outOfScope lists fixtures of Jenkins APIs Butler does not use, which the
 // simulator therefore does not serve.
 var outOfScope = map[string]string{
 	"api-token.json":       "API token generation (ApiTokenProperty/generateNewToken): Butler never creates tokens",
-	"computer.json":        "nodes and executors (/computer/api/json): Butler does not manage agents",
 	"overall-load.json":    "load statistics (/overallLoad/api/json)",
 	"plugins.json":         "plugin manager (/pluginManager/api/json)",
 	"pipeline-node.json":   "pipeline-stage-view wfapi: Butler reads logs through consoleText/progressiveText",
@@ -92,6 +92,8 @@ func fidelityServer(t *testing.T) *Server {
 		{Name: "bear", Type: "boolean", Default: true, Description: "some bear"},
 		{Name: "fish", Type: "string", Default: "salmon", Description: "some fish"},
 	}}))
+	// An agent Jenkins could not launch, as most of computer.json's.
+	must(s.AddNode(NodeSpec{Name: "alpine", Executors: 1, LaunchFailed: true}))
 	must(s.AddJob("plain", JobSpec{Description: "before"}))
 	must(s.AddJob("off", JobSpec{Description: "before", Disabled: true}))
 	must(s.AddJob("folder/Test Project", JobSpec{}))

@@ -100,6 +100,8 @@ func (s *Server) routeRoot(rc *reqCtx, rest []string) *reply {
 		})
 	case len(rest) == 5 && rest[0] == "queue" && rest[1] == "item" && is(rest[3:], "api", "json"):
 		return api(rc, func() *reply { return s.queueItemAPI(rc, rest[2]) })
+	case is(rest, "computer", "api", "json"):
+		return api(rc, func() *reply { return s.computerAPI(rc) })
 	case is(rest, "queue", "cancelItem"):
 		return s.cancelItem(rc)
 	case is(rest, "me", "api", "json"), is(rest, "whoAmI", "api", "json"):
@@ -630,21 +632,36 @@ func (s *Server) queueItemOf(j *item) *queueItem {
 }
 
 // visibleQueue is Queue.getItems: waiting items by due time, blocked items,
-// then buildable items newest first, keeping those the user can see.
+// then buildable items newest first, keeping those whose task the user may
+// read (checkPermissionsAndAddToList: the task's own ACL, Item.READ, which
+// inherits its folders' grants whether or not the folders are readable).
+// Jenkins: core/src/main/java/hudson/model/Queue.java, getItems and
+// hasReadPermission.
 func (s *Server) visibleQueue(rc *reqCtx) []*queueItem {
+	out := s.queueInOrder()
+	return slices.DeleteFunc(out, func(q *queueItem) bool { return rc.jobPerm(q.job)&pRead == 0 })
+}
+
+// discoverableQueue is Queue.getDiscoverableItems: the items whose task the
+// user may discover but not read, exported as StubItems that name only the
+// task (filterDiscoverableItemListBasedOnPermissions).
+func (s *Server) discoverableQueue(rc *reqCtx) []*queueItem {
+	out := s.queueInOrder()
+	return slices.DeleteFunc(out, func(q *queueItem) bool {
+		p := rc.jobPerm(q.job)
+		return p&pRead != 0 || p&pDiscover == 0
+	})
+}
+
+// queueInOrder is the queue as Queue.getItems walks it: waiting items by
+// due time, blocked items, then buildable items newest first.
+func (s *Server) queueInOrder() []*queueItem {
 	var all []*queueItem
 	all = append(all, s.waitingInOrder()...)
 	all = append(all, s.inState(qBlocked)...)
 	b := s.inState(qBuildable)
 	slices.Reverse(b)
-	all = append(all, b...)
-	out := all[:0]
-	for _, q := range all {
-		if _, ok := rc.permOf(q.job); ok {
-			out = append(out, q)
-		}
-	}
-	return out
+	return append(all, b...)
 }
 
 // why is Queue.Item.getWhy.
