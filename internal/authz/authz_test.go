@@ -28,6 +28,9 @@ var allTools = map[string]catalog.Class{
 	"trigger_job":           catalog.ClassSensitive,
 	"stop_build":            catalog.ClassSensitive,
 	"cancel_queue_item":     catalog.ClassSensitive,
+	"list_queue":            catalog.ClassRead,
+	"list_nodes":            catalog.ClassRead,
+	"wait_for_build":        catalog.ClassRead,
 }
 
 func toolNames() []string {

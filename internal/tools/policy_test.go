@@ -160,8 +160,8 @@ func TestPolicy_ToolsListFollowsThePolicy(t *testing.T) {
 			t.Errorf("a user with no group sees %s", tool.Name)
 		}
 	}
-	if len(res.Tools) != 10 {
-		t.Errorf("bob sees %d tools, want the 10 read tools", len(res.Tools))
+	if len(res.Tools) != 13 {
+		t.Errorf("bob sees %d tools, want the 13 read tools", len(res.Tools))
 	}
 	e.fail(t, "trigger_job", map[string]any{"job": "frontend/web-app"}, "forbidden")
 }

@@ -265,7 +265,8 @@ func TestToolsList_EveryToolHasSchemasAndTruthfulAnnotations(t *testing.T) {
 	writes := map[string]bool{"trigger_job": true, "stop_build": true, "cancel_queue_item": true}
 	destructive := map[string]bool{"stop_build": true, "cancel_queue_item": true}
 	want := []string{"health", "get_current_time_info", "whoami", "list_all_jobs", "get_job", "trigger_job",
-		"get_queue_item", "cancel_queue_item", "get_build", "get_build_log", "search_build_log", "stop_build", "get_test_results"}
+		"get_queue_item", "cancel_queue_item", "get_build", "get_build_log", "search_build_log", "stop_build", "get_test_results",
+		"list_queue", "list_nodes", "wait_for_build"}
 	got := map[string]*mcp.Tool{}
 	for _, tool := range res.Tools {
 		got[tool.Name] = tool

@@ -81,6 +81,12 @@ type Toolset struct {
 
 	// searches bounds the log searches running at once (searches.go).
 	searches searchSlots
+
+	// waits bounds the wait_for_build calls waiting at once; stopping is
+	// closed by Shutdown, which ends them (wait.go).
+	waits    waitSlots
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 type canonEntry struct {
@@ -124,7 +130,7 @@ func New(deps Deps) (*Toolset, error) {
 	if deps.Scope == nil {
 		return nil, fmt.Errorf("tools: a Scope function is required")
 	}
-	t := &Toolset{deps: deps}
+	t := &Toolset{deps: deps, stopping: make(chan struct{})}
 	t.listings.now = deps.Now
 	handlers := map[string]*def{}
 	for _, add := range []func(*Toolset) (*def, error){
@@ -132,6 +138,7 @@ func New(deps Deps) (*Toolset, error) {
 		addListAllJobs, addGetJob, addTriggerJob,
 		addGetQueueItem, addCancelQueueItem,
 		addGetBuild, addGetBuildLog, addSearchBuildLog, addStopBuild, addGetTestResults,
+		addListQueue, addListNodes, addWaitForBuild,
 	} {
 		d, err := add(t)
 		if err != nil {
@@ -243,6 +250,9 @@ type target struct {
 	what string
 	// params are build parameters, for the policy's context.
 	params map[string]any
+	// queued is the queue item canonicalTarget read to learn its job, if
+	// it did: a tool may take it as its own first look.
+	queued *jenkins.QueueItem
 }
 
 func jobTarget(raw string) (target, error) {
@@ -694,7 +704,7 @@ func (t *Toolset) canonicalTarget(ctx context.Context, cred jenkins.Credential, 
 			return tg, false, errUnknownQueueJob
 		}
 		out := tg
-		out.job, out.hasJob = job, true
+		out.job, out.hasJob, out.queued = job, true, q
 		out.resource = fmt.Sprintf("%s (%s)", tg.resource, job.String())
 		return out, true, nil
 	}
