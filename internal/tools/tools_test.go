@@ -59,6 +59,7 @@ type testEnv struct {
 	session *mcp.ClientSession
 	audit   *recorder
 	jenkins *jenkins.Client
+	tools   *tools.Toolset
 }
 
 type envOpts struct {
@@ -148,7 +149,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 	}
 	cs := connectWith(t, ts, &mcp.ClientOptions{Capabilities: o.caps, ElicitationHandler: o.elicit,
 		MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: o.noMultiRoundTrip}}, &mcp.ClientSessionOptions{ProtocolVersion: o.protocol})
-	return &testEnv{sim: sim, clock: clock, session: cs, audit: rec, jenkins: jc}
+	return &testEnv{sim: sim, clock: clock, session: cs, audit: rec, jenkins: jc, tools: ts}
 }
 
 func tokenOf(user string) string {

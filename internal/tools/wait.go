@@ -171,8 +171,11 @@ func (t *Toolset) look(ctx context.Context, c *call, w *waitState, first bool) e
 // waitForBuild polls Jenkins, once every waitPoll at most, until the build
 // finishes, the timeout passes, the client cancels the request or Butler
 // shuts down. Between requests it only sleeps on a timer.
+//
+// The wait measures real time (time.Now, monotonic), not Deps.Now: it
+// sleeps on real timers, and a wait's length is the caller's real time.
 func (t *Toolset) waitForBuild(ctx context.Context, c *call, in *WaitIn) (*WaitOut, error) {
-	start := t.deps.Now()
+	start := time.Now()
 	timeout := time.Duration(in.TimeoutSeconds) * time.Second
 	w := &waitState{queueID: in.QueueID}
 	if in.QueueID == 0 {
@@ -189,11 +192,11 @@ func (t *Toolset) waitForBuild(ctx context.Context, c *call, in *WaitIn) (*WaitO
 	for first := true; ; first = false {
 		if err := t.look(ctx, c, w, first); err != nil {
 			if ctx.Err() != nil {
-				return nil, cancelled(t.deps.Now().Sub(start))
+				return nil, cancelled(time.Since(start))
 			}
 			return nil, err
 		}
-		waited := t.deps.Now().Sub(start)
+		waited := time.Since(start)
 		st := w.current()
 		if st == "finished" {
 			return w.out(st, waited), nil
@@ -206,9 +209,9 @@ func (t *Toolset) waitForBuild(ctx context.Context, c *call, in *WaitIn) (*WaitO
 			// No time for another look within the bound: the answer is the
 			// last one, and the caller may call again to keep waiting.
 			if left > 0 && !t.sleep(ctx, timer, left) {
-				return t.endedEarly(ctx, w, st, t.deps.Now().Sub(start))
+				return t.endedEarly(ctx, w, st, time.Since(start))
 			}
-			return w.out("timeout", t.deps.Now().Sub(start)), nil
+			return w.out("timeout", time.Since(start)), nil
 		}
 		if token != nil {
 			msg := st
@@ -223,7 +226,7 @@ func (t *Toolset) waitForBuild(ctx context.Context, c *call, in *WaitIn) (*WaitO
 				Progress: waited.Seconds(), Total: timeout.Seconds(), Message: msg})
 		}
 		if !t.sleep(ctx, timer, waitPoll) {
-			return t.endedEarly(ctx, w, st, t.deps.Now().Sub(start))
+			return t.endedEarly(ctx, w, st, time.Since(start))
 		}
 	}
 }
