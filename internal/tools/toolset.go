@@ -429,6 +429,19 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry ca
 	start := t.deps.Now()
 	sc := t.scope(ctx, req.GetExtra())
 	ctx = request.NewContext(ctx, sc)
+	if sc.Done != nil {
+		// A call whose client went away stops (request.Scope.Done).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-sc.Done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	rec := audit.Begin(start, sc, entry.Name)
 	out, tg, v, err := t.run(ctx, req, sc, entry, prepare)
 	rec.Resource(tg.resource)
