@@ -211,3 +211,54 @@ forbid (principal, action in [Action::"list_queue", Action::"list_nodes"], resou
 	}
 	e.fail(t, "list_queue", map[string]any{"x": 1}, "invalid_argument")
 }
+
+// TestListQueueAndNodes_BoundsAtTheLimit: Jenkins is asked for at most
+// 1001 entries; 1000 are listed and the answer says truncated; exactly
+// 1000 are listed whole.
+func TestListQueueAndNodes_BoundsAtTheLimit(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1000, 1001} {
+		e := newEnv(t, jenkinstest.SampleAdmin, &envOpts{simOpts: func(o *jenkinstest.Options) { o.Executors = -1 }})
+		for i := range n {
+			job := "backend/bulk-" + strconv.Itoa(i)
+			if err := e.sim.AddJob(job, jenkinstest.JobSpec{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.sim.Schedule(job, "", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Without executors, Sample has the built-in node and
+		// mac-agent-1: n nodes in all with n-2 more.
+		for i := range n - 2 {
+			if err := e.sim.AddNode(jenkinstest.NodeSpec{Name: "bulk-" + strconv.Itoa(i), Executors: 1, LaunchFailed: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q := e.ok(t, "list_queue", nil)
+		if got := len(q["items"].([]any)); got != min(n, 1000) || q["truncated"] != (n > 1000) {
+			t.Errorf("%d queued: %d listed, truncated %v", n, got, q["truncated"])
+		}
+		nodes := e.ok(t, "list_nodes", nil)
+		if got := len(nodes["nodes"].([]any)); got != min(n, 1000) || nodes["truncated"] != (n > 1000) {
+			t.Errorf("%d nodes: %d listed, truncated %v", n, got, nodes["truncated"])
+		}
+	}
+}
+
+// TestListQueue_DiscoverIsNotRead: a user who may only discover a job
+// learns nothing of its queued builds (CONTRACT §11, Item.Discover).
+func TestListQueue_DiscoverIsNotRead(t *testing.T) {
+	t.Parallel()
+	e, _, _ := busyEnv(t, "erin", nil)
+	e.sim.AddUser("erin", "Erin", "wrong-token") // the env's credential for a user not in Sample
+	e.sim.Grant("erin", "backend", jenkinstest.PermDiscover)
+	if items := e.ok(t, "list_queue", nil)["items"].([]any); len(items) != 0 {
+		t.Errorf("erin sees %v", items)
+	}
+	for _, n := range e.ok(t, "list_nodes", nil)["nodes"].([]any) {
+		if r := n.(map[string]any)["running"].([]any); len(r) != 0 {
+			t.Errorf("erin sees running builds %v", r)
+		}
+	}
+}

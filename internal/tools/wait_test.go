@@ -3,6 +3,7 @@ package tools_test
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -10,7 +11,13 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/butler-mcp/butler/internal/authz"
+	"github.com/butler-mcp/butler/internal/credentials"
+	"github.com/butler-mcp/butler/internal/identity"
+	"github.com/butler-mcp/butler/internal/jenkins"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
+	"github.com/butler-mcp/butler/internal/request"
+	"github.com/butler-mcp/butler/internal/secret"
 	"github.com/butler-mcp/butler/internal/tools"
 )
 
@@ -294,5 +301,62 @@ func TestWaitForBuild_CancelledItemIsAConflict(t *testing.T) {
 	errObj := e.fail(t, "wait_for_build", map[string]any{"queue_id": id}, "conflict")
 	if !strings.Contains(errObj["message"].(string), "cancelled") {
 		t.Errorf("error %v", errObj)
+	}
+}
+
+// TestCall_StopsWhenTheHTTPRequestEnds: a call whose request scope's Done
+// closes (its HTTP client went away) stops at once, whatever the MCP
+// session says.
+func TestCall_StopsWhenTheHTTPRequestEnds(t *testing.T) {
+	t.Parallel()
+	sim := jenkinstest.Sample(nil)
+	if _, err := sim.AddBuild("frontend/web-app", jenkinstest.BuildSpec{Building: true, Duration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	jc, err := jenkins.New(hs.URL+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := authz.NewWithPolicy(&authz.Options{ToolScopes: scopesFor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan struct{})
+	rec := &recorder{}
+	p := identity.Principal{User: jenkinstest.SampleAlice, JenkinsUser: jenkinstest.SampleAlice, Local: true}
+	ts, err := tools.New(tools.Deps{
+		Jenkins:     jc,
+		Credentials: credentials.Local{Credential: jenkins.Credential{User: jenkinstest.SampleAlice, APIToken: secret.String(jenkinstest.SampleAliceToken)}},
+		Authorizer:  az,
+		Audit:       rec,
+		Scope: func(context.Context, *mcp.RequestExtra) *request.Scope {
+			return &request.Scope{Principal: p, ID: request.NewID(), Done: gone}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := connect(t, ts, nil)
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		close(gone)
+	}()
+	start := time.Now()
+	// Should the call go on, the client gives up after 5 s (and the
+	// in-memory session's cancellation ends it), failing the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "wait_for_build",
+		Arguments: map[string]any{"job": "frontend/web-app", "build": 7, "timeout_seconds": 600}})
+	if err != nil {
+		t.Fatalf("after %s: %v", time.Since(start), err)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond || !res.IsError {
+		t.Errorf("the call ended after %s (error %v), want right after its request ended (0.7 s)", took, res.IsError)
+	}
+	if recs := rec.all(); len(recs) != 1 || recs[0].Code != "unavailable" {
+		t.Errorf("audit %+v", recs)
 	}
 }
