@@ -556,11 +556,13 @@ func (s *Server) queueItemAPI(rc *reqCtx, idStr string) *reply {
 	if q == nil {
 		return notFound()
 	}
-	p, visible := rc.permOf(q.job)
-	if !visible {
-		if jp := rc.jobPerm(q.job); jp&pRead == 0 && jp&pDiscover != 0 {
-			// Jenkins: core/src/main/java/hudson/model/Queue.java,
-			// Queue.Item.getApi ("like Jenkins.getItem").
+	// Queue.Item.getApi asks the task's own ACL (which inherits its
+	// folders' grants, readable or not): no Discover, no item; Discover
+	// without Read, denied "like Jenkins.getItem".
+	// Jenkins: core/src/main/java/hudson/model/Queue.java, Queue.Item.getApi.
+	p := rc.jobPerm(q.job)
+	if p&pRead == 0 {
+		if p&pDiscover != 0 {
 			return rc.denied("Please log in to access " + q.job.urlPath)
 		}
 		return notFound()

@@ -195,6 +195,13 @@ func TestQueue_ListsItemsByTheTasksOwnPermission(t *testing.T) {
 	if got := ids("erin"); !slices.Equal(got, []int64{blocked}) {
 		t.Errorf("erin sees %v, want %d", got, blocked)
 	}
+	// And the item itself: Queue.Item.getApi asks the task's ACL too.
+	if w := call(t, s, "GET", "/queue/item/"+itoa(int(blocked))+"/api/json", "erin"); w.Code != http.StatusOK {
+		t.Errorf("erin's item: %d", w.Code)
+	}
+	if w := call(t, s, "GET", "/queue/item/"+itoa(int(blocked))+"/api/json", SampleCarol); w.Code != http.StatusNotFound {
+		t.Errorf("carol's view of a backend item: %d, want 404", w.Code)
+	}
 	// Discover without Read: only a stub naming the task.
 	s.AddUser("dan", "Dan", "dan-token")
 	s.Grant("dan", "backend", PermDiscover)
