@@ -89,6 +89,7 @@ type App struct {
 	// tracing is the tracer provider the App made (nil when Options gave
 	// one); Close flushes it.
 	tracing *export.Provider
+	tools   *tools.Toolset // its waits end when Serve's ctx does
 }
 
 // New wires Butler from a validated serve config.
@@ -182,6 +183,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 	if err != nil {
 		return nil, err
 	}
+	app.tools = ts
 	mapper, err := cfg.JenkinsUserMapper()
 	if err != nil {
 		return nil, fmt.Errorf("jenkins.user_template: %w", err)
@@ -302,6 +304,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		mux.Handle("GET /metrics", a.Metrics)
 		go func() { _ = server.ListenAndServe(ctx, mln, mux, time.Second, a.logger, nil) }()
 	}
+	// In-flight calls run on a context shutdown does not cancel, so that
+	// they finish; a wait_for_build would hold the shutdown for up to ten
+	// minutes, so waits are told to end when shutdown begins.
+	stop := context.AfterFunc(ctx, a.tools.Shutdown)
+	defer stop()
 	return server.ListenAndServe(ctx, ln, a.Handler, ShutdownGrace, a.logger, a.Handler.Drain)
 }
 

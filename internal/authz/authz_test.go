@@ -35,6 +35,9 @@ var allTools = map[string]catalog.Class{
 	"get_stage_log":         catalog.ClassRead,
 	"list_pending_inputs":   catalog.ClassRead,
 	"submit_input":          catalog.ClassSensitive,
+	"list_queue":            catalog.ClassRead,
+	"list_nodes":            catalog.ClassRead,
+	"wait_for_build":        catalog.ClassRead,
 }
 
 func toolNames() []string {

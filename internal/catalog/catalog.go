@@ -152,6 +152,9 @@ const (
 	GetStageLog        = "get_stage_log"
 	ListPendingInputs  = "list_pending_inputs"
 	SubmitInput        = "submit_input"
+	ListQueue          = "list_queue"
+	ListNodes          = "list_nodes"
+	WaitForBuild       = "wait_for_build"
 )
 
 // Default OAuth scopes: DefaultScope is what a tool without DefaultScopes
@@ -306,6 +309,40 @@ func tools() []Tool {
 			Class: ClassRead, Resource: ResourceJob,
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
 			Bounds: "≤ 200 commits, ≤ 50 paths each, messages cut at 1000 characters", JenkinsRequests: "1 +1 lookup",
+		},
+		{
+			Name: ListQueue, Title: "List the Jenkins build queue",
+			Description: "Lists the builds waiting in the Jenkins queue that you may see: each item's queue id, job, state " +
+				"(waiting: in its quiet period; blocked: e.g. a build of the job is already running; buildable: waiting for an executor), " +
+				"Jenkins's explanation (why), when it entered the queue and whether Jenkins thinks it is stuck. " +
+				"Use it to find out why a build has not started; for one item you already know use get_queue_item, " +
+				"to wait for it to start or finish use wait_for_build. At most 1000 items (then truncated is true).",
+			Class: ClassRead, Resource: ResourceServer,
+			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "≤ 1000 items (`truncated`)", JenkinsRequests: "1",
+		},
+		{
+			Name: ListNodes, Title: "List Jenkins nodes and executors",
+			Description: "Lists Jenkins's nodes (built-in for the controller, and the agents): whether each is online and if not why, " +
+				"its labels, how many executors it has and how many are busy, and the running builds on it that you may see " +
+				"(an executor running a build you may not see counts as busy but its build is not named). " +
+				"Use it when builds wait for an executor or a label (list_queue's why says so) to see which agents are offline or full. " +
+				"At most 1000 nodes and 100 running builds a node (then truncated is true).",
+			Class: ClassRead, Resource: ResourceServer,
+			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "≤ 1000 nodes, ≤ 100 labels and ≤ 100 running builds a node (`truncated`)", JenkinsRequests: "1",
+		},
+		{
+			Name: WaitForBuild, Title: "Wait for a build to start or finish",
+			Description: "Waits until a build finishes, checking Jenkins every 2 seconds, and returns its result: give job and build " +
+				"(a build number), or queue_id (from trigger_job) to follow a queued build until it starts and then finishes. " +
+				"Returns state finished with result and duration_ms, or state timeout after timeout_seconds (60 by default, at most 600) " +
+				"with the build_number if it started; call it again to keep waiting. Sends progress notifications when the request " +
+				"asks for them, and stops when the request is cancelled. Prefer it to calling get_build in a loop. " +
+				"A user may have 4 waits at once.",
+			Class: ClassRead, Resource: ResourceQueueItem,
+			ReadOnly: true, Idempotent: true, OpenWorld: true,
+			Bounds: "`timeout_seconds` ≤ 600 (60 default); 4 waits at once a user, 64 a server", JenkinsRequests: "1 every 2 s while waiting (the first at once) +1 lookup",
 		},
 	}, pipelineTools()...)
 }

@@ -133,6 +133,11 @@ func Run(ctx context.Context, o Options) error {
 	// his own token at /connect.
 	sim.AddUser(demoDave, "Dave Brown", demoDaveToken)
 	sim.Grant(demoDave, "frontend", jenkinstest.PermRead)
+	// Two long builds on linux-agent-1 and a queue behind them, for
+	// list_queue, list_nodes and wait_for_build.
+	if _, _, err := jenkinstest.SampleActivity(sim); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	jsrv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = jsrv.Serve(jln) }()
 	defer jsrv.Close()

@@ -214,6 +214,19 @@ var simOnly = []struct{ kind, path, why string }{
 	{"stage", ".stageFlowNodes[].error", "FlowNodeExt.getError: a failed step (FlowNodeExt.java)"},
 	{"stage", ".stageFlowNodes[].execNode", "FlowNodeExt.getExecNode (FlowNodeExt.java)"},
 	{"stage", ".stageFlowNodes[].pauseDurationMillis", "FlowNodeExt.getPauseDurationMillis (FlowNodeExt.java)"},
+	// The queue and node lists: queue.json, queueList.json and
+	// computer.json come from Jenkins 1.x, before _class, at the default
+	// depth (executors and offline causes as {}).
+	{"queue", "._class: ", "hudson.model.Queue (core/src/main/java/hudson/model/Queue.java, @ExportedBean); the item list's items have their _class in queue.json's"},
+	{"nodes", "._class: ", "hudson.model.ComputerSet (core/src/main/java/hudson/model/ComputerSet.java, @ExportedBean)"},
+	{"nodes", ".computer[]._class: ", "Computer subclasses: Hudson$MasterComputer (core/src/main/java/hudson/model/Hudson.java, jenkins/model/Jenkins.java) and hudson.slaves.SlaveComputer"},
+	{"nodes", ".computer[].assignedLabels", "Computer.getAssignedLabels is @Exported (core/src/main/java/hudson/model/Computer.java), newer than the fixture; LabelAtom.getName @Exported"},
+	{"nodes", ".computer[].executors[]._class: ", "hudson.model.Executor (core/src/main/java/hudson/model/Executor.java, @ExportedBean)"},
+	{"nodes", ".computer[].executors[].idle", "Executor.isIdle is @Exported (core/src/main/java/hudson/model/Executor.java); the fixture's executors are at the default depth ({})"},
+	{"nodes", ".computer[].executors[].currentExecutable", "Executor.getCurrentExecutableForApi is @Exported(name = \"currentExecutable\") (core/src/main/java/hudson/model/Executor.java), " +
+		"the build (Run.getNumber, getUrl @Exported) to a user with Item.READ on it"},
+	{"nodes", ".computer[].offlineCause._class: ", "OfflineCause subclasses (core/src/main/java/hudson/slaves/OfflineCause.java); the fixture's causes are at the default depth ({})"},
+	{"nodes", ".computer[].offlineCause.description", "SimpleOfflineCause.toString is @Exported(name = \"description\") (core/src/main/java/hudson/slaves/OfflineCause.java)"},
 }
 
 // butlerRequests drives the client through every operation that sends a
@@ -323,6 +336,12 @@ func butlerRequests(t *testing.T, c *Client, clk *jenkinstest.FakeClock) {
 	}
 	_, err = c.ReadLog(ctx, admin, p("frontend/web-app"), q.BuildNumber, 0, 1<<20)
 	must("running log", err)
+	_, err = c.ListQueue(ctx, admin)
+	must("queue", err)
+	_, err = c.ListNodes(ctx, admin) // web-app's build runs on linux-agent-1
+	must("nodes", err)
+	_, err = c.ListNodes(ctx, bob) // the same, hidden from bob
+	must("nodes as bob", err)
 	must("stop", c.StopBuild(ctx, admin, p("frontend/web-app"), q.BuildNumber))
 	butlerArtifactRequests(t, c)
 }
@@ -581,6 +600,10 @@ func wireKinds() []wireKind {
 			status: []int{200}, contentType: wfapiJSON, source: "pendingInputs"},
 		{name: "input answer", method: "POST", path: regexp.MustCompile(`^` + buildPath + `input/[^/]+/(proceed|proceedEmpty|abort)$`),
 			status: []int{200, 400}, check: checkInputAnswer},
+		{name: "queue", method: "GET", path: regexp.MustCompile(`^/queue/api/json$`), tree: treeIs(c(queueListTree)),
+			status: []int{200}, contentType: json200, fixtures: []fixtureAt{{"queue.json", ""}, {"node-jenkins/queueList.json", ""}}},
+		{name: "nodes", method: "GET", path: regexp.MustCompile(`^/computer/api/json$`), tree: treeIs(c(nodesTree)),
+			status: []int{200}, contentType: json200, fixtures: []fixtureAt{{"computer.json", ""}}},
 	}, artifactWireKinds()...)
 }
 

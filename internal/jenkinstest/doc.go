@@ -41,7 +41,14 @@
 //     non-concurrent job builds, BuildableItem while no executor is free,
 //     LeftItem once started or cancelled, readable for LeftItemTTL after.
 //     POST queue/cancelItem answers 204, 404, 422 (and 500 for an item
-//     that already left, as Jenkins does).
+//     that already left, as Jenkins does). queue/api/json lists the items
+//     whose job the user may read by the job's own ACL (Queue.getItems),
+//     and those they may only discover as stubs (getDiscoverableItems).
+//
+//   - Nodes (nodes.go): the built-in node and agents (AddNode), online or
+//     offline with a cause (a user's, or a failed launch); builds run on
+//     their executors. computer/api/json shows each executor's build only
+//     to users who may read it (Executor.getCurrentExecutableForApi).
 //
 //   - Builds: run for their job's Duration on a limited number of
 //     executors, print their console lines over that time (consoleText,

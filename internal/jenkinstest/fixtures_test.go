@@ -46,13 +46,13 @@ var fixtureTargets = map[string]string{
 	"workflow.json":                         "/job/wf/1/wfapi/describe",                  // Pipeline run waiting at an input
 	"pipeline-node.json":                    "/job/wf/1/execution/node/5/wfapi/describe", // its first stage, with steps
 	"pipelineNodeLog.json":                  "/job/wf/1/execution/node/6/wfapi/log",      // a step's wfapi log
+	"computer.json":                         "/computer/api/json",                        // nodes: built-in (running fish #4), an agent that failed to launch
 }
 
 // outOfScope lists fixtures of Jenkins APIs Butler does not use, which the
 // simulator therefore does not serve.
 var outOfScope = map[string]string{
 	"api-token.json":    "API token generation (ApiTokenProperty/generateNewToken): Butler never creates tokens",
-	"computer.json":     "nodes and executors (/computer/api/json): Butler does not manage agents",
 	"overall-load.json": "load statistics (/overallLoad/api/json)",
 	"plugins.json":      "plugin manager (/pluginManager/api/json)",
 	"runHistory.json": "pipeline-stage-view's job run list (JobAPI.doRuns), which Butler does not read: an array of the RunExt " +
@@ -96,6 +96,8 @@ func fidelityServer(t *testing.T) *Server {
 		{Name: "bear", Type: "boolean", Default: true, Description: "some bear"},
 		{Name: "fish", Type: "string", Default: "salmon", Description: "some fish"},
 	}}))
+	// An agent Jenkins could not launch, as most of computer.json's.
+	must(s.AddNode(NodeSpec{Name: "alpine", Executors: 1, LaunchFailed: true}))
 	must(s.AddJob("plain", JobSpec{Description: "before"}))
 	must(s.AddJob("off", JobSpec{Description: "before", Disabled: true}))
 	must(s.AddJob("folder/Test Project", JobSpec{}))

@@ -100,6 +100,8 @@ func (s *Server) routeRoot(rc *reqCtx, rest []string) *reply {
 		})
 	case len(rest) == 5 && rest[0] == "queue" && rest[1] == "item" && is(rest[3:], "api", "json"):
 		return api(rc, func() *reply { return s.queueItemAPI(rc, rest[2]) })
+	case is(rest, "computer", "api", "json"):
+		return api(rc, func() *reply { return s.computerAPI(rc) })
 	case is(rest, "queue", "cancelItem"):
 		return s.cancelItem(rc)
 	case is(rest, "me", "api", "json"), is(rest, "whoAmI", "api", "json"):
@@ -560,11 +562,13 @@ func (s *Server) queueItemAPI(rc *reqCtx, idStr string) *reply {
 	if q == nil {
 		return notFound()
 	}
-	p, visible := rc.permOf(q.job)
-	if !visible {
-		if jp := rc.jobPerm(q.job); jp&pRead == 0 && jp&pDiscover != 0 {
-			// Jenkins: core/src/main/java/hudson/model/Queue.java,
-			// Queue.Item.getApi ("like Jenkins.getItem").
+	// Queue.Item.getApi asks the task's own ACL (which inherits its
+	// folders' grants, readable or not): no Discover, no item; Discover
+	// without Read, denied "like Jenkins.getItem".
+	// Jenkins: core/src/main/java/hudson/model/Queue.java, Queue.Item.getApi.
+	p := rc.jobPerm(q.job)
+	if p&pRead == 0 {
+		if p&pDiscover != 0 {
 			return rc.denied("Please log in to access " + q.job.urlPath)
 		}
 		return notFound()
@@ -636,21 +640,36 @@ func (s *Server) queueItemOf(j *item) *queueItem {
 }
 
 // visibleQueue is Queue.getItems: waiting items by due time, blocked items,
-// then buildable items newest first, keeping those the user can see.
+// then buildable items newest first, keeping those whose task the user may
+// read (checkPermissionsAndAddToList: the task's own ACL, Item.READ, which
+// inherits its folders' grants whether or not the folders are readable).
+// Jenkins: core/src/main/java/hudson/model/Queue.java, getItems and
+// hasReadPermission.
 func (s *Server) visibleQueue(rc *reqCtx) []*queueItem {
+	out := s.queueInOrder()
+	return slices.DeleteFunc(out, func(q *queueItem) bool { return rc.jobPerm(q.job)&pRead == 0 })
+}
+
+// discoverableQueue is Queue.getDiscoverableItems: the items whose task the
+// user may discover but not read, exported as StubItems that name only the
+// task (filterDiscoverableItemListBasedOnPermissions).
+func (s *Server) discoverableQueue(rc *reqCtx) []*queueItem {
+	out := s.queueInOrder()
+	return slices.DeleteFunc(out, func(q *queueItem) bool {
+		p := rc.jobPerm(q.job)
+		return p&pRead != 0 || p&pDiscover == 0
+	})
+}
+
+// queueInOrder is the queue as Queue.getItems walks it: waiting items by
+// due time, blocked items, then buildable items newest first.
+func (s *Server) queueInOrder() []*queueItem {
 	var all []*queueItem
 	all = append(all, s.waitingInOrder()...)
 	all = append(all, s.inState(qBlocked)...)
 	b := s.inState(qBuildable)
 	slices.Reverse(b)
-	all = append(all, b...)
-	out := all[:0]
-	for _, q := range all {
-		if _, ok := rc.permOf(q.job); ok {
-			out = append(out, q)
-		}
-	}
-	return out
+	return append(all, b...)
 }
 
 // why is Queue.Item.getWhy.

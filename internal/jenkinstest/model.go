@@ -319,12 +319,16 @@ type build struct {
 	start    time.Time
 	duration time.Duration // planned while building, actual afterwards
 	building bool
-	result   string // final result; planned while building
-	lines    []string
-	emitted  int
-	log      []byte
-	console  Console // the console text instead of log, when set
-	tests    *TestReport
+	// onNode and onExecutor are where the build runs (nodes.go): the
+	// node's name ("" the built-in node) and the executor's number.
+	onNode     string
+	onExecutor int
+	result     string // final result; planned while building
+	lines      []string
+	emitted    int
+	log        []byte
+	console    Console // the console text instead of log, when set
+	tests      *TestReport
 	// published: the build has attached its test report (a Pipeline's
 	// junit step ran, or the build finished).
 	published bool
@@ -798,6 +802,7 @@ func (s *Server) AddBuild(job string, b BuildSpec) (int, error) {
 		if nb.tests == nil {
 			nb.tests = j.spec.Tests
 		}
+		s.assignExecutor(nb)
 		s.running = append(s.running, nb)
 		// A build whose end is already past finishes at its own end time.
 		s.advance()
@@ -908,8 +913,8 @@ func (s *Server) SetJobDisabled(job string, disabled bool) error {
 	return nil
 }
 
-// SetExecutors changes the number of executors (negative: none) and lets
-// waiting builds start if executors were added.
+// SetExecutors changes the number of the built-in node's executors
+// (negative: none) and lets waiting builds start if executors were added.
 func (s *Server) SetExecutors(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -122,7 +122,8 @@ type schema struct {
 	suite                             *objType[suite]
 	testCase                          *objType[*TestCase]
 	crumb                             *objType[crumbInfo]
-	scm                               *scmSchema // artifacts and change logs (artifacts.go)
+	scm                               *scmSchema      // artifacts and change logs (artifacts.go)
+	computers                         *computerSchema // nodes.go
 }
 
 func fixed[T any](c string) func(T) string { return func(T) string { return c } }
@@ -486,7 +487,15 @@ func newSchema() *schema {
 		},
 	}
 	sc.queue = &objType[*Server]{class: fixed[*Server]("hudson.model.Queue"), props: []prop[*Server]{
-		{name: "discoverableItems", write: func(e *enc, _ *Server, _ *tree) { e.b = append(e.b, "[]"...) }},
+		{name: "discoverableItems", write: func(e *enc, s *Server, t *tree) {
+			// Queue.StubItem {task: StubTask {name}}, declared types
+			// both, so without _class.
+			writeArray(e, s.discoverableQueue(e.rc), t, func(e *enc, q *queueItem) {
+				e.b = append(e.b, `{"task":{"name":`...)
+				e.str(q.job.name)
+				e.b = append(e.b, "}}"...)
+			})
+		}},
 		{name: "items", write: func(e *enc, s *Server, t *tree) {
 			writeArray(e, s.visibleQueue(e.rc), t, func(e *enc, q *queueItem) { writeObject(e, sc.queueItem, q, t) })
 		}},
@@ -613,6 +622,7 @@ func newSchema() *schema {
 		{name: "crumb", write: func(e *enc, c crumbInfo, _ *tree) { e.str(c.crumb) }},
 		{name: "crumbRequestField", write: func(e *enc, _ crumbInfo, _ *tree) { e.str(crumbField) }},
 	}}
+	sc.computers = newComputerSchema(sc)
 	return sc
 }
 

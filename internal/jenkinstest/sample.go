@@ -37,7 +37,12 @@ const (
 //	prod/                         Folder
 //	  deploy                      freestyle, parameters TARGET (choice eu-west|us-east), CANARY (boolean, false), 60s builds
 //
-// Some builds archived artifacts and built git commits (sample_artifacts.go).
+// Some builds archived artifacts and built git commits (sample_artifacts.go);
+// frontend/release and frontend/site-preview are Pipelines with stages and
+// input steps (sample_pipelines.go). The instance has these nodes: the built-in node without executors (Jenkins's advice
+// for a controller: builds run on agents), linux-agent-1 (labels linux,
+// docker) with the executors opts asks for, and mac-agent-1 (label macos),
+// which the admin took offline ("Waiting for the Xcode upgrade").
 //
 // Past builds are spread over the last days before opts.Clock's current
 // time. opts is used as New uses it.
@@ -159,6 +164,7 @@ func Sample(opts *Options) *Server {
 	addBuild("prod/deploy", BuildSpec{UserID: SampleAdmin, Timestamp: ago(5), Duration: 61 * time.Second, Params: map[string]any{"TARGET": "us-east"}, Log: deployLog()})
 	addSampleSCM(s, now)       // artifacts and change logs (sample_artifacts.go)
 	addSamplePipelines(s, now) // Pipeline builds with stages and inputs (sample_pipelines.go)
+	sampleNodes(s, must)
 	return s
 }
 
@@ -320,4 +326,70 @@ func deployLog() []string {
 		"Smoke tests: 24 passed",
 		"Release api-2.14.0 is live",
 	}
+}
+
+// Sample's agents (see Sample).
+const (
+	SampleAgent        = "linux-agent-1"
+	SampleOfflineAgent = "mac-agent-1"
+	// SampleOfflineMessage is why the admin took SampleOfflineAgent
+	// offline.
+	SampleOfflineMessage = "Waiting for the Xcode upgrade"
+)
+
+// sampleNodes moves the built-in node's executors to an agent, so builds
+// run where a well-run Jenkins runs them, and adds an offline agent.
+func sampleNodes(s *Server, must func(error)) {
+	s.mu.Lock()
+	n := s.executors
+	s.mu.Unlock()
+	if n > 0 {
+		must(s.AddNode(NodeSpec{Name: SampleAgent, Labels: "linux docker", Executors: n, Description: "Ubuntu 24.04 build agent"}))
+		s.SetExecutors(0)
+	}
+	must(s.AddNode(NodeSpec{Name: SampleOfflineAgent, Labels: "macos", Executors: 1, Description: "macOS agent for the mobile app",
+		OfflineBy: SampleAdmin, OfflineMessage: SampleOfflineMessage}))
+}
+
+// Jobs that SampleActivity adds.
+const (
+	SampleSlowBackendJob  = "backend/integration-tests" // freestyle, 50-minute builds
+	SampleSlowFrontendJob = "frontend/e2e-nightly"      // pipeline, 40-minute builds
+)
+
+// SampleActivity makes a Sample instance busy, for the demo: two long
+// builds running on linux-agent-1's two executors (one of a backend job,
+// one of a frontend job, so users who may read only one folder see only
+// one), a second build of the backend job queued behind the first
+// (blocked), and a build of frontend/web-app waiting for an executor
+// (buildable, after its 3 s quiet period). It returns the ids of the two
+// queue items. Call it once, on an instance made by Sample with the
+// default executors.
+func SampleActivity(s *Server) (blocked, buildable int64, err error) {
+	now := s.Now()
+	if err := s.AddJob(SampleSlowBackendJob, JobSpec{Description: "End-to-end tests against staging (slow)", Duration: 50 * time.Minute,
+		QuietPeriod: time.Second}); err != nil {
+		return 0, 0, err
+	}
+	if err := s.AddJob(SampleSlowFrontendJob, JobSpec{Class: ClassWorkflowJob, Description: "Nightly browser tests", Duration: 40 * time.Minute}); err != nil {
+		return 0, 0, err
+	}
+	for _, b := range []struct {
+		job  string
+		spec BuildSpec
+	}{
+		{SampleSlowBackendJob, BuildSpec{Building: true, UserID: SampleAdmin, Timestamp: now.Add(-10 * time.Minute)}},
+		{SampleSlowFrontendJob, BuildSpec{Building: true, Timestamp: now.Add(-5 * time.Minute)}},
+	} {
+		if _, err := s.AddBuild(b.job, b.spec); err != nil {
+			return 0, 0, err
+		}
+	}
+	if blocked, err = s.Schedule(SampleSlowBackendJob, SampleAlice, nil); err != nil {
+		return 0, 0, err
+	}
+	if buildable, err = s.Schedule("frontend/web-app", SampleCarol, nil); err != nil {
+		return 0, 0, err
+	}
+	return blocked, buildable, nil
 }

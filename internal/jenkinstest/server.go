@@ -24,8 +24,9 @@ import (
 type Options struct {
 	// Clock drives the simulation; nil means real time.
 	Clock Clock
-	// Executors is how many builds run at once across the instance;
-	// 0 means 2, a negative number means none (nothing ever starts).
+	// Executors is the built-in node's number of executors: how many
+	// builds run at once when no agent is added (AddNode adds the
+	// agents'); 0 means 2, a negative number means none.
 	Executors int
 	// Prefix is the path Jenkins is served under, e.g. "/jenkins" ("" is
 	// the root). Every URL the simulator emits includes it and every
@@ -141,6 +142,7 @@ type Server struct {
 	left        []*queueItem         // left items, oldest first
 	running     []*build
 	listSeq     int64
+	nodes       []*node // agents, by name (nodes.go); executors is the built-in node's
 }
 
 // New returns a Server with no users, no items and no grants; nil opts

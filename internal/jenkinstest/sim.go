@@ -175,7 +175,7 @@ func (s *Server) dispatch(t time.Time) {
 			q.seq = s.listSeq
 			continue
 		}
-		if len(s.running) < s.executors {
+		if len(s.running) < s.capacity() {
 			s.start(q, t)
 		}
 	}
@@ -198,6 +198,7 @@ func (s *Server) start(q *queueItem, t time.Time) {
 		tests:    j.spec.Tests,
 	}
 	j.nextBuild++
+	s.assignExecutor(b)
 	j.builds = append(j.builds, b)
 	b.startLog()
 	s.running = append(s.running, b)

@@ -31,6 +31,12 @@ type Scope struct {
 	// Expiry is when the credential behind Principal stops being valid
 	// (the token's exp); zero when it has none (guests, stdio).
 	Expiry time.Time
+	// Done, when not nil, is closed when the HTTP request ends, which for
+	// a tool call in progress means its client went away. A sessionless
+	// MCP revision has no session in which notifications/cancelled could
+	// reach the call, and the SDK does not cancel a handler whose client
+	// disconnected, so the tools stop a call when Done closes.
+	Done <-chan struct{}
 }
 
 // NewID returns a fresh random request id (16 hex characters).

@@ -22,7 +22,7 @@ const headerRequestID = "X-Request-Id"
 // the client sends is taken for either.
 func WithScope(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sc := &request.Scope{ID: request.NewID(), RemoteAddr: r.RemoteAddr}
+		sc := &request.Scope{ID: request.NewID(), RemoteAddr: r.RemoteAddr, Done: r.Context().Done()}
 		w.Header().Set(headerRequestID, sc.ID)
 		next.ServeHTTP(w, r.WithContext(request.NewContext(r.Context(), sc)))
 	})

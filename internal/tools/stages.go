@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -39,15 +38,8 @@ type StagesOut struct {
 	Stages     []StageOut `json:"stages" jsonschema:"in start order; a stage holding parallel branches comes before the branches' own stages"`
 }
 
-func rfc3339(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	return ptr(t.UTC().Format(time.RFC3339Nano))
-}
-
 func stageOut(n jenkins.FlowNode) StageOut {
-	s := StageOut{ID: n.ID, Name: n.Name, Status: n.Status, StartTime: rfc3339(n.Start), DurationMS: n.DurationMS, PauseMS: n.PauseMS}
+	s := StageOut{ID: n.ID, Name: n.Name, Status: n.Status, StartTime: rfc3339Time(n.Start), DurationMS: n.DurationMS, PauseMS: n.PauseMS}
 	if n.Status == jenkins.StageNotExecuted {
 		s.StartTime = nil
 	}
@@ -81,7 +73,7 @@ func addGetPipelineStages(t *Toolset) (*def, error) {
 			if err != nil {
 				return nil, pipelineError(err, c.target.what)
 			}
-			out := &StagesOut{Build: r.Number, Status: r.Status, StartTime: rfc3339(r.Start), DurationMS: r.DurationMS, Stages: make([]StageOut, 0, len(r.Stages))}
+			out := &StagesOut{Build: r.Number, Status: r.Status, StartTime: rfc3339Time(r.Start), DurationMS: r.DurationMS, Stages: make([]StageOut, 0, len(r.Stages))}
 			for _, st := range r.Stages {
 				out.Stages = append(out.Stages, stageOut(st))
 			}

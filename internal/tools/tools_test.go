@@ -60,6 +60,7 @@ type testEnv struct {
 	session *mcp.ClientSession
 	audit   *recorder
 	jenkins *jenkins.Client
+	tools   *tools.Toolset
 }
 
 type envOpts struct {
@@ -154,7 +155,7 @@ func newEnv(t *testing.T, user string, o *envOpts) *testEnv {
 	}
 	cs := connectWith(t, ts, &mcp.ClientOptions{Capabilities: o.caps, ElicitationHandler: o.elicit,
 		MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: o.noMultiRoundTrip}}, &mcp.ClientSessionOptions{ProtocolVersion: o.protocol})
-	return &testEnv{sim: sim, clock: clock, session: cs, audit: rec, jenkins: jc}
+	return &testEnv{sim: sim, clock: clock, session: cs, audit: rec, jenkins: jc, tools: ts}
 }
 
 func tokenOf(user string) string {
@@ -273,7 +274,8 @@ func TestToolsList_EveryToolHasSchemasAndTruthfulAnnotations(t *testing.T) {
 	want := []string{"health", "get_current_time_info", "whoami", "list_all_jobs", "get_job", "trigger_job",
 		"get_queue_item", "cancel_queue_item", "get_build", "get_build_log", "search_build_log", "stop_build", "get_test_results",
 		"list_artifacts", "get_artifact", "get_build_changes",
-		"get_pipeline_stages", "get_stage_log", "list_pending_inputs", "submit_input"}
+		"get_pipeline_stages", "get_stage_log", "list_pending_inputs", "submit_input",
+		"list_queue", "list_nodes", "wait_for_build"}
 	got := map[string]*mcp.Tool{}
 	for _, tool := range res.Tools {
 		got[tool.Name] = tool

@@ -92,6 +92,11 @@ type Toolset struct {
 	// Deps.TracerProvider was given; otherwise no span is started at all.
 	tracer  trace.Tracer
 	tracing bool
+	// waits bounds the wait_for_build calls waiting at once; stopping is
+	// closed by Shutdown, which ends them (wait.go).
+	waits    waitSlots
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 type canonEntry struct {
@@ -135,7 +140,7 @@ func New(deps Deps) (*Toolset, error) {
 	if deps.Scope == nil {
 		return nil, fmt.Errorf("tools: a Scope function is required")
 	}
-	t := &Toolset{deps: deps, tracing: deps.TracerProvider != nil}
+	t := &Toolset{deps: deps, tracing: deps.TracerProvider != nil, stopping: make(chan struct{})}
 	if t.tracing {
 		t.tracer = deps.TracerProvider.Tracer(telemetry.TracerName)
 	}
@@ -148,6 +153,7 @@ func New(deps Deps) (*Toolset, error) {
 		addGetBuild, addGetBuildLog, addSearchBuildLog, addStopBuild, addGetTestResults,
 		addListArtifacts, addGetArtifact, addGetBuildChanges,
 		addGetPipelineStages, addGetStageLog, addListPendingInputs, addSubmitInput,
+		addListQueue, addListNodes, addWaitForBuild,
 	} {
 		d, err := add(t)
 		if err != nil {
@@ -269,6 +275,9 @@ type target struct {
 	// summary, when set, says what the call does in a confirmation
 	// question (before "as <user>").
 	summary string
+	// queued is the queue item canonicalTarget read to learn its job, if
+	// it did: a tool may take it as its own first look.
+	queued *jenkins.QueueItem
 }
 
 // auditResource is the audit record's resource.
@@ -450,6 +459,19 @@ func (t *Toolset) invoke(ctx context.Context, req *mcp.CallToolRequest, entry ca
 	ctx, span := t.startCallSpan(ctx, req, entry, sc)
 	defer span.End()
 	ctx = request.NewContext(ctx, sc)
+	if sc.Done != nil {
+		// A call whose client went away stops (request.Scope.Done).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-sc.Done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	rec := audit.Begin(start, sc, entry.Name)
 	out, tg, v, err := t.run(ctx, req, sc, entry, prepare)
 	rec.Resource(tg.auditResource())
@@ -726,7 +748,7 @@ func (t *Toolset) canonicalTarget(ctx context.Context, cred jenkins.Credential, 
 			return tg, false, errUnknownQueueJob
 		}
 		out := tg
-		out.job, out.hasJob = job, true
+		out.job, out.hasJob, out.queued = job, true, q
 		out.resource = fmt.Sprintf("%s (%s)", tg.resource, job.String())
 		return out, true, nil
 	}
