@@ -61,6 +61,8 @@ type Options struct {
 	// IdPClient carries requests to the identity provider. Nil: a client
 	// with a 10 s timeout.
 	IdPClient *http.Client
+	// Commit is the VCS commit of the build, for butler_build_info.
+	Commit string
 }
 
 // App is a configured Butler HTTP server.
@@ -177,6 +179,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		}
 		ready = append(ready, server.ReadyCheck{Name: "vault_key", Check: keys.Check})
 	}
+	app.watch(m, o, verifier, ready)
 	origins := cfg.Origins()
 	page, err := app.connectPage(cfg, o.IdPClient, logger)
 	if err != nil {
