@@ -58,7 +58,13 @@ func TestRelease_GoReleaserCheckAndSnapshot(t *testing.T) {
 	var sums [2]string
 	for i := range 2 {
 		b["goos"], b["goarch"] = []string{runtime.GOOS}, []string{runtime.GOARCH}
-		dist := filepath.Join(t.TempDir(), "dist")
+		// A child of the repository: the SBOM step runs in dist and names
+		// the module as "..".
+		dist, err := os.MkdirTemp(root, ".dist-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dist) })
 		cfg["dist"] = dist
 		derived, err := yaml.Marshal(cfg)
 		if err != nil {
