@@ -30,6 +30,12 @@ func TestRelease_GoReleaserCheckAndSnapshot(t *testing.T) {
 	goreleaser := goTool(t, "goreleaser")
 	cdx := goTool(t, "cyclonedx-gomod")
 	root := repoRoot(t)
+	if fi, err := os.Stat(filepath.Join(root, ".git")); err == nil && !fi.IsDir() {
+		// cyclonedx-gomod reads the main module's version with go-git,
+		// which cannot resolve HEAD in a linked worktree ("git: reference
+		// not found"); CI runs in a clone.
+		missing(t, "%s is a linked git worktree, where cyclonedx-gomod cannot read the module's version: run this test in a clone", root)
+	}
 	env := []string{"PATH=" + filepath.Dir(cdx) + string(os.PathListSeparator) + os.Getenv("PATH")}
 	out := run(t, root, env, 2*time.Minute, goreleaser, "check", "--config", ".goreleaser.yaml")
 	t.Logf("goreleaser check: %s", strings.TrimSpace(lastLine(out)))
