@@ -2,7 +2,7 @@
 GO      ?= go
 PKGS    ?= ./...
 
-.PHONY: test unit e2e interop lint bench fuzz demo build build-dev soak faults
+.PHONY: test unit e2e interop lint bench fuzz demo build build-dev soak faults deploy-check release-snapshot image
 
 test: lint ## vet, format check, and every test with the race detector
 	$(GO) test -race -count=1 $(PKGS)
@@ -61,3 +61,14 @@ build: ## build ./butler for production: without the demo, the Jenkins simulator
 
 build-dev: ## build ./butler with the demo
 	$(GO) build -o butler ./cmd/butler
+
+deploy-check: ## build, render and check the release, image, Helm chart, systemd unit, dashboard and alerts (deploy/)
+	$(GO) test -count=1 -v ./deploy/
+
+release-snapshot: ## the full GoReleaser matrix (linux/darwin/windows x amd64/arm64) into dist/, unpublished
+	PATH="$$(dirname "$$(bash tools/build.sh cyclonedx-gomod)"):$$PATH" "$$(bash tools/build.sh goreleaser)" release --snapshot --clean
+
+image: ## the container image butler:dev (buildah; GO_IMAGE=... for another build image)
+	buildah build -f deploy/container/Containerfile $(if $(GO_IMAGE),--build-arg GO_IMAGE=$(GO_IMAGE)) \
+		--build-arg VERSION=$$(git describe --tags --always) --build-arg COMMIT=$$(git rev-parse HEAD) \
+		--build-arg DATE=$$(git log -1 --format=%cI) -t butler:dev .

@@ -22,7 +22,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	logger := app.NewLogger(e.stderr, cfg.Log)
-	a, err := app.New(ctx, cfg, app.Options{Version: version, Logger: logger})
+	a, err := app.New(ctx, cfg, app.Options{Version: version, Commit: buildCommit(), Logger: logger})
 	if err != nil {
 		return err
 	}

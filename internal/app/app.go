@@ -66,6 +66,8 @@ type Options struct {
 	// TracerProvider replaces the tracer provider of telemetry.traces
 	// (tests record spans in memory); the App then does not shut it down.
 	TracerProvider trace.TracerProvider
+	// Commit is the VCS commit of the build, for butler_build_info.
+	Commit string
 }
 
 // App is a configured Butler HTTP server.
@@ -200,6 +202,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		}
 		ready = append(ready, server.ReadyCheck{Name: "vault_key", Check: keys.Check})
 	}
+	app.watch(m, o, verifier, ready)
 	origins := cfg.Origins()
 	page, err := app.connectPage(cfg, o.IdPClient, logger)
 	if err != nil {

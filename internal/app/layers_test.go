@@ -30,6 +30,8 @@ var floors = map[string]int{
 	// Test support, not imported by production code.
 	"internal/store/storetest": 5, "internal/store/sqlite": 5, "internal/store/postgres": 5,
 	"e2e": 11,
+	// The deployment artifacts' tests (deploy/).
+	"deploy": 11,
 }
 
 // readers are the only packages that may import these.

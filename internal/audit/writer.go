@@ -109,6 +109,10 @@ type Writer struct {
 	failedAt time.Time
 	loggedAt time.Time
 
+	// stored and writeErrors count records stored and failed store
+	// attempts, for Stats (metrics).
+	stored, writeErrors uint64
+
 	wake      chan struct{} // cap 1
 	room      chan Record   // where a waiting Record hands over its record
 	closing   chan struct{} // closed by Close
@@ -574,6 +578,7 @@ func (w *Writer) store(batch []Record) bool {
 				w.logger.Info("audit store takes records again", "unavailable_for", time.Since(w.failedAt).Round(time.Millisecond).String())
 			}
 			w.lastErr = nil
+			w.stored += uint64(len(batch))
 			w.mu.Unlock()
 			return true
 		}
@@ -586,6 +591,7 @@ func (w *Writer) store(batch []Record) bool {
 				"waiting_in_memory", w.q.len(), "spooling", w.spooling)
 		}
 		w.lastErr = err
+		w.writeErrors++
 		w.mu.Unlock()
 		if closing && (attempt >= closeAttempts || w.runCtx.Err() != nil) {
 			return false

@@ -22,6 +22,7 @@ type Metrics struct {
 	authFailures *prometheus.CounterVec
 	jenkins      *prometheus.HistogramVec
 	httpRequests *prometheus.CounterVec
+	ready        *readyCollector // WatchReady's (ops.go)
 }
 
 // New returns Butler's metrics in a new registry, with the Go runtime and
