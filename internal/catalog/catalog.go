@@ -307,7 +307,7 @@ func tools() []Tool {
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
 			Bounds: "≤ 200 commits, ≤ 50 paths each, messages cut at 1000 characters", JenkinsRequests: "1 +1 lookup",
 		},
-	}, pipelineTools()...)
+	}, append(pipelineTools(), diagnoseTools()...)...)
 }
 
 // All returns every tool, in the order tools/list shows them. The slice is

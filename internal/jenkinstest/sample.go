@@ -159,6 +159,7 @@ func Sample(opts *Options) *Server {
 	addBuild("prod/deploy", BuildSpec{UserID: SampleAdmin, Timestamp: ago(5), Duration: 61 * time.Second, Params: map[string]any{"TARGET": "us-east"}, Log: deployLog()})
 	addSampleSCM(s, now)       // artifacts and change logs (sample_artifacts.go)
 	addSamplePipelines(s, now) // Pipeline builds with stages and inputs (sample_pipelines.go)
+	addSampleDiagnosis(s)      // failed builds of the diagnosis corpus (sample_diagnosis.go)
 	return s
 }
 

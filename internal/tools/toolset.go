@@ -134,6 +134,7 @@ func New(deps Deps) (*Toolset, error) {
 		addGetBuild, addGetBuildLog, addSearchBuildLog, addStopBuild, addGetTestResults,
 		addListArtifacts, addGetArtifact, addGetBuildChanges,
 		addGetPipelineStages, addGetStageLog, addListPendingInputs, addSubmitInput,
+		addDiagnoseBuild,
 	} {
 		d, err := add(t)
 		if err != nil {
