@@ -35,6 +35,7 @@ var allTools = map[string]catalog.Class{
 	"get_stage_log":         catalog.ClassRead,
 	"list_pending_inputs":   catalog.ClassRead,
 	"submit_input":          catalog.ClassSensitive,
+	"diagnose_build":        catalog.ClassRead,
 }
 
 func toolNames() []string {

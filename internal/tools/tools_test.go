@@ -267,7 +267,7 @@ func TestToolsList_EveryToolHasSchemasAndTruthfulAnnotations(t *testing.T) {
 	want := []string{"health", "get_current_time_info", "whoami", "list_all_jobs", "get_job", "trigger_job",
 		"get_queue_item", "cancel_queue_item", "get_build", "get_build_log", "search_build_log", "stop_build", "get_test_results",
 		"list_artifacts", "get_artifact", "get_build_changes",
-		"get_pipeline_stages", "get_stage_log", "list_pending_inputs", "submit_input"}
+		"get_pipeline_stages", "get_stage_log", "list_pending_inputs", "submit_input", "diagnose_build"}
 	got := map[string]*mcp.Tool{}
 	for _, tool := range res.Tools {
 		got[tool.Name] = tool
@@ -350,6 +350,9 @@ func TestOutputs_MatchOutputSchemas(t *testing.T) {
 		{"get_artifact", map[string]any{"job": "frontend/web-app", "build": 5, "path": "reports/coverage.txt"}},
 		{"get_artifact", map[string]any{"job": "frontend/web-app", "build": 5, "path": "dist/logo.png", "max_bytes": 10}},
 		{"get_build_changes", map[string]any{"job": "frontend/web-app", "build": 5}},
+		{"diagnose_build", map[string]any{"job": "diagnosis/junit-test-failure"}},
+		{"diagnose_build", map[string]any{"job": "diagnosis/gradle-dependency-resolution"}},
+		{"diagnose_build", map[string]any{"job": "diagnosis/npm-eresolve", "build": 1}},
 	}
 	for _, c := range calls {
 		out := e.ok(t, c.tool, c.args)
