@@ -149,8 +149,12 @@ func (c *Client) openStream(ctx context.Context, cl call) (io.ReadCloser, error)
 		cancel(nil)
 		return nil, err
 	}
-	return &consoleStream{body: resp.Body, br: bufio.NewReaderSize(resp.Body, 64<<10), cancel: func() { cancel(nil) }}, nil
+	return &consoleStream{body: resp.Body, br: newBufReader(resp.Body), cancel: func() { cancel(nil) }}, nil
 }
+
+// newBufReader is the line buffer of a consoleStream: lines longer than
+// 64 KiB pass in pieces.
+func newBufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 64<<10) }
 
 // consoleStream turns a log's body into console text line by line:
 // console notes removed, CR LF as LF. A line longer than its 64 KiB buffer
