@@ -1,15 +1,22 @@
 package tools_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/butler-mcp/butler/internal/diagnose"
 	"github.com/butler-mcp/butler/internal/diagnose/corpus"
 	"github.com/butler-mcp/butler/internal/jenkinstest"
+	"github.com/butler-mcp/butler/internal/tools"
 )
 
 // excerptLines returns the excerpts of a diagnose_build answer.
@@ -340,4 +347,76 @@ func TestDiagnoseBuild_RunningBuild(t *testing.T) {
 		!holdsAny(excerpts(out)[0]["lines"].([]any), []string{"undeclared"}) {
 		t.Errorf("a running build: %v", out)
 	}
+}
+
+// TestDiagnoseBuild_StalledLogEndsAtTheTimeBound: a console that stops
+// coming (a stalled Jenkins or proxy) ends the diagnosis at its time
+// bound with what was read, saying so, not with an error or a hang.
+func TestDiagnoseBuild_StalledLogEndsAtTheTimeBound(t *testing.T) {
+	defer tools.SetDiagnoseTimeout(time.Second)()
+	stall := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, "/consoleText") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
+			fmt.Fprint(w, "+ make\nmain.c:12:5: error: 'boom' undeclared (first use in this function)\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		})
+	}
+	e := newEnv(t, jenkinstest.SampleBob, &envOpts{wrap: stall})
+	start := time.Now()
+	out := e.ok(t, "diagnose_build", map[string]any{"job": "frontend/web-app", "build": 6})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the diagnosis took %v, past its 1 s bound", d)
+	}
+	if out["truncated"] != true || !strings.Contains(fmt.Sprint(out["omitted"]), "time limit") ||
+		len(excerpts(out)) == 0 || !holdsAny(excerpts(out)[0]["lines"].([]any), []string{"'boom' undeclared"}) {
+		t.Errorf("stalled console: %v", out)
+	}
+}
+
+// TestDiagnoseBuild_CountsAsALogSearch: a diagnosis streams logs and
+// holds one of the user's search slots while it does; a third at once is
+// refused (rate_limited with retry advice), holding nothing.
+func TestDiagnoseBuild_CountsAsALogSearch(t *testing.T) {
+	defer tools.SetDiagnoseTimeout(3 * time.Second)()
+	var streaming atomic.Int32
+	stall := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, "/consoleText") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			streaming.Add(1)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		})
+	}
+	e := newEnv(t, jenkinstest.SampleBob, &envOpts{wrap: stall})
+	args := map[string]any{"job": "frontend/web-app", "build": 6}
+	var wg sync.WaitGroup
+	for range tools.MaxSearchesPerUser {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.session.CallTool(context.Background(), &mcp.CallToolParams{Name: "diagnose_build", Arguments: args}); err != nil {
+				t.Errorf("diagnose_build: %v", err)
+			}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); streaming.Load() < int32(tools.MaxSearchesPerUser); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d diagnoses streaming, want %d", streaming.Load(), tools.MaxSearchesPerUser)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	busy := e.fail(t, "diagnose_build", args, "rate_limited")
+	if busy["retry_after_seconds"] == nil {
+		t.Errorf("no retry advice: %v", busy)
+	}
+	wg.Wait()
+	e.ok(t, "diagnose_build", map[string]any{"job": "frontend/web-app", "build": 5})
 }
