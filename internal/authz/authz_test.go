@@ -38,6 +38,7 @@ var allTools = map[string]catalog.Class{
 	"list_queue":            catalog.ClassRead,
 	"list_nodes":            catalog.ClassRead,
 	"wait_for_build":        catalog.ClassRead,
+	"diagnose_build":        catalog.ClassRead,
 }
 
 func toolNames() []string {

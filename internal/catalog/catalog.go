@@ -344,7 +344,7 @@ func tools() []Tool {
 			ReadOnly: true, Idempotent: true, OpenWorld: true,
 			Bounds: "`timeout_seconds` ≤ 600 (60 default); 4 waits at once a user, 64 a server", JenkinsRequests: "1 every 2 s while waiting (the first at once) +1 lookup",
 		},
-	}, pipelineTools()...)
+	}, append(pipelineTools(), diagnoseTools()...)...)
 }
 
 // All returns every tool, in the order tools/list shows them. The slice is

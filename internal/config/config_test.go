@@ -112,7 +112,7 @@ func TestConfig_ScopesForDefaults(t *testing.T) {
 	for _, tool := range catalog.Names() {
 		want := []string{"jenkins:read"}
 		switch tool {
-		case "trigger_job", "stop_build", "cancel_queue_item":
+		case "trigger_job", "stop_build", "cancel_queue_item", "submit_input":
 			want = []string{"jenkins:build"}
 		case "health":
 			want = []string{}

@@ -165,7 +165,7 @@ func TestValidate_Rules(t *testing.T) {
 		{"tool_scopes unknown tool", ModeServe, func(c *Config) { c.Auth.ToolScopes["trigger"] = []string{"jenkins:build"} }, []string{"auth.tool_scopes.trigger"}, "unknown tool"},
 		{"tool_scopes scope not supported", ModeServe, func(c *Config) { c.Auth.ToolScopes["get_job"] = []string{"jenkins:admin"} }, []string{"auth.tool_scopes.get_job[0]"}, `"jenkins:admin" is not in auth.scopes_supported`},
 		{"tool_scopes default not supported", ModeServe, func(c *Config) { c.Auth.ScopesSupported = []string{"ci:read"} },
-			[]string{"auth.tool_scopes.cancel_queue_item[0]", "auth.tool_scopes.default[0]", "auth.tool_scopes.stop_build[0]", "auth.tool_scopes.trigger_job[0]"},
+			[]string{"auth.tool_scopes.cancel_queue_item[0]", "auth.tool_scopes.default[0]", "auth.tool_scopes.stop_build[0]", "auth.tool_scopes.submit_input[0]", "auth.tool_scopes.trigger_job[0]"},
 			"is the default for cancel_queue_item"},
 		{"tool_scopes empty scope", ModeServe, func(c *Config) { c.Auth.ToolScopes["get_job"] = []string{""} }, []string{"auth.tool_scopes.get_job[0]"}, "must not be empty"},
 		{"tool_scopes every tool name", ModeServe, func(c *Config) {

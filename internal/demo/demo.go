@@ -279,6 +279,8 @@ func runHTTP(ctx context.Context, o Options, jenkinsURL string) error {
 
 Who may do what: alice builds in frontend and reads backend and prod; bob only reads;
 carol builds in frontend but cannot see backend; admin may do everything; dave reads frontend once linked.
+Failed builds to diagnose (diagnose_build): diagnosis/*, which alice and bob may read and carol may not;
+platform/bom triggered diagnosis/gradle-dependency-resolution, and only alice may see it.
 
 Connect a client (each one discovers the login by itself):
   Claude Code    claude mcp add --transport http butler %[1]s

@@ -36,10 +36,11 @@ func TestCorpus_ThroughTheClient(t *testing.T) {
 	}
 	bob := jenkins.Credential{User: "bob", APIToken: "bob-token"}
 	for _, c := range cases {
-		job, n, err := sim.AddCorpusCase("ci-failures", c)
+		cb, err := sim.AddCorpusCase("ci-failures", c)
 		if err != nil {
 			t.Fatal(err)
 		}
+		job, n := cb.Job, cb.Build
 		p, err := jobpath.Parse(job)
 		if err != nil {
 			t.Fatal(err)

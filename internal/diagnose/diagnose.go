@@ -132,6 +132,11 @@ func Diagnose(ctx context.Context, b *Build, o *Options) (*Report, error) {
 			return nil, fmt.Errorf("diagnose: read the console text: %w", err)
 		}
 	}
+	if ctx.Err() != nil {
+		// A log whose reader ended with ctx (the tool's streams end at
+		// its deadline) was cut there too.
+		s.interrupted = true
+	}
 	if s.exhausted {
 		r.note(fmt.Sprintf("log text past the first %d MiB", opts.MaxScanBytes>>20))
 	}

@@ -106,9 +106,14 @@ type wireChangesBuild struct {
 // build does not export), each list bounded by a range so an enormous
 // change log cannot make an enormous answer.
 func changesTree(o ChangesOptions) string {
+	return "number," + changeSetsTree(o) + ",actions[remoteUrls]"
+}
+
+// changeSetsTree is the part of changesTree that asks for the change sets.
+func changeSetsTree(o ChangesOptions) string {
 	item := fmt.Sprintf("commitId,id,timestamp,msg,comment,author[fullName],affectedPaths{0,%d},paths[editType,file]{0,%d}", o.MaxPaths+1, o.MaxPaths+1)
 	set := fmt.Sprintf("kind,items[%s]{0,%d}", item, o.MaxCommits+1)
-	return "number,changeSet[" + set + "],changeSets[" + set + "]{0,20},actions[remoteUrls]"
+	return "changeSet[" + set + "],changeSets[" + set + "]{0,20}"
 }
 
 // BuildChanges returns the commits of a build (number 0: the last build)

@@ -92,6 +92,14 @@
 //     (pipeline-stage-view), and git change sets: a freestyle build's
 //     changeSet, a Pipeline's changeSets, BuildData's remoteUrls.
 //
+//   - Diagnosis corpus (corpus.go): AddCorpusCase turns a failed build of
+//     internal/diagnose/corpus into a build as Jenkins holds it (a
+//     Pipeline flow graph with the case's stages, step logs and errors, or
+//     a freestyle console; its tests and commits; a successful build
+//     before it), with Cause.UpstreamCause (upstreamProject,
+//     upstreamBuild, upstreamUrl, exported to every reader of the build)
+//     naming a real build of the upstream job.
+//
 //   - Time: everything is driven by an injected Clock. The simulation is
 //     discrete-event: each request (and each public method) first replays
 //     every event due since the last one, at the event's own time (a build

@@ -290,6 +290,8 @@ type paramValue struct {
 
 type cause struct {
 	userID, userName string // "" userID: timer
+	// upstream, when set, makes the cause an UpstreamCause (corpus.go).
+	upstream *upstreamCause
 }
 
 // logLine is the cause as Cause.print writes it to the log: a user's name
@@ -297,6 +299,9 @@ type cause struct {
 //
 // Jenkins: core/src/main/java/hudson/model/Cause.java, UserIdCause.print.
 func (c cause) logLine() string {
+	if c.upstream != nil {
+		return c.upstream.logLine()
+	}
 	if c.userID == "" {
 		return "Started by timer"
 	}
@@ -304,6 +309,9 @@ func (c cause) logLine() string {
 }
 
 func (c cause) short() string {
+	if c.upstream != nil {
+		return c.upstream.short()
+	}
 	if c.userID == "" {
 		return "Started by timer"
 	}

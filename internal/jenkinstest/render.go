@@ -148,16 +148,19 @@ func newSchema() *schema {
 
 	sc.cause = &objType[cause]{
 		class: func(c cause) string {
+			if c.upstream != nil {
+				return "hudson.model.Cause$UpstreamCause"
+			}
 			if c.userID == "" {
 				return "hudson.triggers.TimerTrigger$TimerTriggerCause"
 			}
 			return "hudson.model.Cause$UserIdCause"
 		},
-		props: []prop[cause]{
+		props: append([]prop[cause]{
 			{name: "shortDescription", write: func(e *enc, c cause, _ *tree) { e.str(c.short()) }},
 			{name: "userId", has: isUserCause, write: func(e *enc, c cause, _ *tree) { e.str(c.userID) }},
 			{name: "userName", has: isUserCause, write: func(e *enc, c cause, _ *tree) { e.str(c.userName) }},
-		},
+		}, upstreamCauseProps()...),
 	}
 	sc.paramValue = &objType[paramValue]{
 		class: func(p paramValue) string { return valueClass(p.typ) },
@@ -695,7 +698,7 @@ func writeChildren(e *enc, f *item, t *tree) {
 	e.b = append(e.b, ']')
 }
 
-func isUserCause(c cause) bool { return c.userID != "" }
+func isUserCause(c cause) bool { return c.userID != "" && c.upstream == nil }
 
 func valueClass(typ string) string {
 	switch typ {

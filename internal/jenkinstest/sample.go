@@ -165,6 +165,7 @@ func Sample(opts *Options) *Server {
 	addSampleSCM(s, now)       // artifacts and change logs (sample_artifacts.go)
 	addSamplePipelines(s, now) // Pipeline builds with stages and inputs (sample_pipelines.go)
 	sampleNodes(s, must)
+	addSampleDiagnosis(s) // failed builds of the diagnosis corpus (sample_diagnosis.go)
 	return s
 }
 

@@ -101,7 +101,7 @@ func TestListingsAndQueue_FilteredByReadPermission(t *testing.T) {
 	if got := names(t, getJSON(t, s, "/api/json", "carol"), "jobs"); !slices.Equal(got, []string{"frontend", "prod"}) {
 		t.Errorf("carol's root jobs = %v", got)
 	}
-	if got := names(t, getJSON(t, s, "/api/json", "bob"), "jobs"); !slices.Equal(got, []string{"backend", "frontend", "prod"}) {
+	if got := names(t, getJSON(t, s, "/api/json", "bob"), "jobs"); !slices.Equal(got, []string{"backend", "diagnosis", "frontend", "prod"}) {
 		t.Errorf("bob's root jobs = %v", got)
 	}
 	// Nested tree listing is filtered at every level.

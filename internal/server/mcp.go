@@ -20,6 +20,7 @@ import (
 // Instructions tell a model what Butler is for and how to use it well.
 const Instructions = `Butler gives you access to Jenkins as the signed-in user: you can see and do exactly what that user's own Jenkins account may, nothing more.
 Jobs are named by their full path, folders joined by '/', for example 'frontend/web-app'.
+When a build failed, call diagnose_build first: it names the failed stage, the decisive log lines, failing tests and recent commits in one small answer.
 Typical flow: list_all_jobs or get_job to find a job and its parameters; trigger_job to start it (then get_queue_item / get_build to follow it); get_build_log with tail_lines, or search_build_log, to find why a build failed; get_test_results for failing tests.
 For a Pipeline build: get_pipeline_stages to find the failed stage, get_stage_log with its id to read only that stage; list_pending_inputs and submit_input for a build waiting at an input step.
 Errors start with a code: not_found means the item does not exist or the user may not see it; forbidden means Jenkins or the policy denied the action; do not retry those unchanged.`

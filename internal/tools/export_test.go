@@ -10,3 +10,11 @@ func SetSearchTimeout(d time.Duration) (restore func()) {
 	searchTimeout = d
 	return func() { searchTimeout = old }
 }
+
+// SetDiagnoseTimeout shortens diagnose_build's time bound, for tests that
+// do not run in parallel. It returns a func that restores it.
+func SetDiagnoseTimeout(d time.Duration) (restore func()) {
+	old := diagnoseTimeout
+	diagnoseTimeout = d
+	return func() { diagnoseTimeout = old }
+}

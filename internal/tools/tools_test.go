@@ -275,7 +275,7 @@ func TestToolsList_EveryToolHasSchemasAndTruthfulAnnotations(t *testing.T) {
 		"get_queue_item", "cancel_queue_item", "get_build", "get_build_log", "search_build_log", "stop_build", "get_test_results",
 		"list_artifacts", "get_artifact", "get_build_changes",
 		"get_pipeline_stages", "get_stage_log", "list_pending_inputs", "submit_input",
-		"list_queue", "list_nodes", "wait_for_build"}
+		"list_queue", "list_nodes", "wait_for_build", "diagnose_build"}
 	got := map[string]*mcp.Tool{}
 	for _, tool := range res.Tools {
 		got[tool.Name] = tool
@@ -358,6 +358,9 @@ func TestOutputs_MatchOutputSchemas(t *testing.T) {
 		{"get_artifact", map[string]any{"job": "frontend/web-app", "build": 5, "path": "reports/coverage.txt"}},
 		{"get_artifact", map[string]any{"job": "frontend/web-app", "build": 5, "path": "dist/logo.png", "max_bytes": 10}},
 		{"get_build_changes", map[string]any{"job": "frontend/web-app", "build": 5}},
+		{"diagnose_build", map[string]any{"job": "diagnosis/junit-test-failure"}},
+		{"diagnose_build", map[string]any{"job": "diagnosis/gradle-dependency-resolution"}},
+		{"diagnose_build", map[string]any{"job": "diagnosis/npm-eresolve", "build": 1}},
 	}
 	for _, c := range calls {
 		out := e.ok(t, c.tool, c.args)

@@ -154,6 +154,7 @@ func New(deps Deps) (*Toolset, error) {
 		addListArtifacts, addGetArtifact, addGetBuildChanges,
 		addGetPipelineStages, addGetStageLog, addListPendingInputs, addSubmitInput,
 		addListQueue, addListNodes, addWaitForBuild,
+		addDiagnoseBuild,
 	} {
 		d, err := add(t)
 		if err != nil {
