@@ -1,7 +1,5 @@
 package tools
 
-import "sync"
-
 // Bounds of the log searches running at once. A search streams a build's
 // whole console through a matcher for up to 10 s (jenkins.SearchLog): a
 // regular expression keeps a core busy for all of it, so without a bound a
@@ -23,46 +21,18 @@ const (
 	searchRetryAfter = 2
 )
 
-// searchSlots counts the searches running, in all and per user. Its map
-// holds only users with a search running, so it is bounded by MaxSearches.
-type searchSlots struct {
-	mu      sync.Mutex
-	running int
-	perUser map[string]int
+// searchLimits are the search bounds as slots applies them.
+var searchLimits = slotLimits{
+	total: MaxSearches, perUser: MaxSearchesPerUser, retryAfter: searchRetryAfter,
+	userBusy:   "you already have %d log searches running, the most one user may run at once: wait for them to finish (retry in %d s)",
+	serverBusy: "%d log searches are running on this Butler, the most it runs at once: retry in %d s",
 }
 
-// acquire takes a slot for user, or returns the rate_limited error that
-// says which bound is reached. release must be called once when the search
-// ends.
+// searchSlots counts the searches running (search_build_log and
+// diagnose_build's log scans).
+type searchSlots struct{ slots }
+
+// acquire takes a search slot for user (see slots.acquire).
 func (s *searchSlots) acquire(user string) (release func(), _ *Error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var e *Error
-	switch {
-	case s.perUser[user] >= MaxSearchesPerUser:
-		e = Errorf(CodeRateLimited, "you already have %d log searches running, the most one user may run at once: wait for them to finish (retry in %d s)",
-			MaxSearchesPerUser, searchRetryAfter)
-	case s.running >= MaxSearches:
-		e = Errorf(CodeRateLimited, "%d log searches are running on this Butler, the most it runs at once: retry in %d s", MaxSearches, searchRetryAfter)
-	}
-	if e != nil {
-		e.RetryAfterSeconds = searchRetryAfter
-		return nil, e
-	}
-	if s.perUser == nil {
-		s.perUser = map[string]int{}
-	}
-	s.running++
-	s.perUser[user]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.running--
-			if s.perUser[user]--; s.perUser[user] <= 0 {
-				delete(s.perUser, user)
-			}
-		})
-	}, nil
+	return s.slots.acquire(user, searchLimits)
 }

@@ -3,7 +3,6 @@ package tools
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -283,46 +282,17 @@ func (t *Toolset) Shutdown() {
 	t.stopOnce.Do(func() { close(t.stopping) })
 }
 
-// waitSlots counts the waits in progress, in all and per user; its map
-// holds only users with a wait in progress, so it is bounded by MaxWaits.
-type waitSlots struct {
-	mu      sync.Mutex
-	running int
-	perUser map[string]int
+// waitLimits are the wait bounds as slots applies them.
+var waitLimits = slotLimits{
+	total: MaxWaits, perUser: MaxWaitsPerUser, retryAfter: waitRetryAfter,
+	userBusy:   "you already have %d wait_for_build calls waiting, the most one user may have at once: let one end first (retry in %d s)",
+	serverBusy: "%d wait_for_build calls are waiting on this Butler, the most it holds at once: retry in %d s",
 }
 
-// acquire takes a slot for user, or returns the rate_limited error that
-// says which bound is reached. release must be called once when the wait
-// ends.
+// waitSlots counts the waits in progress.
+type waitSlots struct{ slots }
+
+// acquire takes a wait slot for user (see slots.acquire).
 func (s *waitSlots) acquire(user string) (release func(), _ *Error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var e *Error
-	switch {
-	case s.perUser[user] >= MaxWaitsPerUser:
-		e = Errorf(CodeRateLimited, "you already have %d wait_for_build calls waiting, the most one user may have at once: let one end first (retry in %d s)",
-			MaxWaitsPerUser, waitRetryAfter)
-	case s.running >= MaxWaits:
-		e = Errorf(CodeRateLimited, "%d wait_for_build calls are waiting on this Butler, the most it holds at once: retry in %d s", MaxWaits, waitRetryAfter)
-	}
-	if e != nil {
-		e.RetryAfterSeconds = waitRetryAfter
-		return nil, e
-	}
-	if s.perUser == nil {
-		s.perUser = map[string]int{}
-	}
-	s.running++
-	s.perUser[user]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.running--
-			if s.perUser[user]--; s.perUser[user] <= 0 {
-				delete(s.perUser, user)
-			}
-		})
-	}, nil
+	return s.slots.acquire(user, waitLimits)
 }
