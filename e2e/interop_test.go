@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/butler-mcp/butler/internal/catalog"
 )
 
 // interopDir returns the absolute path of interop/ once the files the test
@@ -322,8 +324,8 @@ func TestInterop_TypeScriptSDK_OAuthFlow(t *testing.T) {
 	if !audContains(s.Token.Aud, mcpURL) || s.Token.Iss != idpURL || s.Token.Sub != "alice" {
 		t.Errorf("access token aud=%v iss=%q sub=%q, want aud %s, iss %s, sub alice", s.Token.Aud, s.Token.Iss, s.Token.Sub, mcpURL, idpURL)
 	}
-	if s.ToolsCount != 13 {
-		t.Errorf("tools/list gave %d tools, want 13", s.ToolsCount)
+	if want := len(catalog.All()); s.ToolsCount != want {
+		t.Errorf("tools/list gave %d tools, want the catalog's %d", s.ToolsCount, want)
 	}
 	if s.Whoami["user"] != "alice" || s.Whoami["jenkins_user"] != "alice" {
 		t.Errorf("whoami = %v, want user alice", s.Whoami)
@@ -535,7 +537,7 @@ func TestInterop_Conformance(t *testing.T) {
 				sc := slices.DeleteFunc(slices.Clone(conformanceScenarios), func(s string) bool { return s == "dns-rebinding-protection" })
 				r := runConformance(t, dir, proxy+"/mcp", sc)
 				requireSuccess(t, r, "tools-list", "tools-list")
-				assertToolCount(t, r, 13)
+				assertToolCount(t, r, len(catalog.All()))
 				if mode == "stateful" {
 					requireSuccess(t, r, "server-sse-multiple-streams", "server-accepts-multiple-post-streams", "server-sse-streams-functional")
 				}
@@ -564,7 +566,7 @@ func TestInterop_Conformance(t *testing.T) {
 				r := runConformance(t, dir, proxy+"/mcp", nextSessionlessScenarios, "--next", "--spec-version", "2026-07-28")
 				requireSuccess(t, r, "tools-list", "tools-list")
 				requireSuccess(t, r, "caching", "sep-2549-tools-list-caching-hints")
-				assertToolCount(t, r, 13)
+				assertToolCount(t, r, len(catalog.All()))
 			})
 		})
 	}

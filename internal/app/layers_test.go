@@ -15,7 +15,7 @@ const module = "github.com/butler-mcp/butler/"
 var floors = map[string]int{
 	"internal/catalog": 0, "internal/secret": 0, "internal/jobpath": 0, "internal/authn": 0, "internal/ratelimit": 0,
 	"internal/devidp": 0, "internal/jenkinstest": 1, "internal/testsupport/hydra": 0,
-	"internal/telemetry": 0, "internal/telemetry/export": 0,
+	"internal/telemetry": 0, "internal/telemetry/export": 0, "internal/diagnose": 0, "internal/diagnose/corpus": 0,
 	"internal/identity": 1, "internal/jenkins": 1, "internal/metrics": 1, "internal/config": 1,
 	"internal/request": 2, "internal/authz": 2,
 	"internal/audit":       3,
