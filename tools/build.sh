@@ -24,7 +24,13 @@ mod="$here/$name"
 pkg="$(sed -n 's/^tool[[:space:]]\{1,\}\([^[:space:]]\{1,\}\)$/\1/p' "$mod/go.mod")"
 [[ -n "$pkg" && "$(printf '%s\n' "$pkg" | wc -l)" -eq 1 ]] || { echo "tools/build.sh: tools/$name/go.mod must have exactly one tool directive" >&2; exit 2; }
 
-hash="$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-16)"
+# tools/NAME/build-tags, when present, holds the build tags of the tool's
+# build (promtool: remove_all_sd leaves out the service-discovery plugins,
+# the cloud SDKs that are most of its build time and of no use for checking
+# rules); it is part of the cache key.
+tags=""
+[[ -f "$mod/build-tags" ]] && tags="$(tr -d '[:space:]' < "$mod/build-tags")"
+hash="$( { cat "$mod/go.mod" "$mod/go.sum"; [[ -z "$tags" ]] || echo "tags=$tags"; } | sha256sum | cut -c1-16)"
 cache="${BUTLER_TOOL_CACHE:-${HOME:?HOME is not set}/.cache/butler-tools}"
 dir="$cache/$name-$hash"
 bin="$dir/$name"
@@ -51,7 +57,7 @@ start=$SECONDS
 	cd "$mod"
 	# GOWORK=off: a go.work at the root must not change what is built here.
 	# CGO_ENABLED=0: these tools are pure Go; a static binary needs no libc.
-	GOWORK=off CGO_ENABLED=0 go build -trimpath -o "$tmp" "$pkg"
+	GOWORK=off CGO_ENABLED=0 go build -trimpath -tags "$tags" -o "$tmp" "$pkg"
 ) >&2
 chmod 0755 "$tmp"
 mv -f "$tmp" "$bin"
