@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/butler-mcp/butler/internal/jenkinstest"
 )
@@ -75,6 +76,23 @@ func (a *authzEnv) link(t *testing.T, user, token string, wantCode int, extraArg
 		t.Fatalf("butler link --user %s: exit %d, want %d\n%s", user, code, wantCode, out.String())
 	}
 	return out.String()
+}
+
+// asEachUser connects one session for each of users to url and returns a
+// runner: as(user, f) runs f with user's session, then checks (onlyAs) that
+// every Jenkins request f caused carried user's own credential.
+func (a *authzEnv) asEachUser(t *testing.T, url string, users ...string) func(user string, f func(cs *mcp.ClientSession)) {
+	t.Helper()
+	sessions := map[string]*mcp.ClientSession{}
+	for _, u := range users {
+		sessions[u] = connectElicit(t, url, a.token(t, u), "2025-11-25", nil)
+	}
+	return func(user string, f func(cs *mcp.ClientSession)) {
+		t.Helper()
+		a.sim.ResetRequests()
+		f(sessions[user])
+		onlyAs(t, a.sim, "", user)
+	}
 }
 
 func (a *authzEnv) serve(t *testing.T, addr string) *butlerServer {

@@ -71,11 +71,7 @@ func TestServe_RedBuildToApprovedDeploy(t *testing.T) {
 		t.Errorf("#3's stages after approval: %v", stages["stages"])
 	}
 
-	for _, r := range a.sim.Requests() {
-		if r.User != "alice" || r.Auth != "basic" {
-			t.Errorf("Jenkins request %s %s as %q (%s), want alice's own credential", r.Method, r.Path, r.User, r.Auth)
-		}
-	}
+	onlyAs(t, a.sim, "", "alice")
 	// Nothing was asked of Jenkins twice as fast as wait_for_build's 2 s.
 	var polls int
 	for _, r := range a.sim.Requests() {

@@ -19,21 +19,7 @@ func TestServe_PipelineTools(t *testing.T) {
 	addr := freeAddr(t)
 	a := newAuthzEnv(t, addr, "", "")
 	s := a.serve(t, addr)
-	sessions := map[string]*mcp.ClientSession{}
-	for _, u := range []string{"alice", "bob", "carol"} {
-		sessions[u] = connectElicit(t, s.url, a.token(t, u), "2025-11-25", nil)
-	}
-	// as runs f as user and checks that Jenkins saw only user's credential.
-	as := func(user string, f func(cs *mcp.ClientSession)) {
-		t.Helper()
-		a.sim.ResetRequests()
-		f(sessions[user])
-		for _, r := range a.sim.Requests() {
-			if r.User != user || r.Auth != "basic" {
-				t.Errorf("%s's call: Jenkins request %s %s as %q (%s)", user, r.Method, r.Path, r.User, r.Auth)
-			}
-		}
-	}
+	as := a.asEachUser(t, s.url, "alice", "bob", "carol")
 	release2 := map[string]any{"job": "frontend/release", "build": 2}
 
 	var failedID string

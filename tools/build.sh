@@ -5,8 +5,8 @@
 # a separate Go module, so the root module never builds or vets it) and
 # prints the path of the binary on stdout. Everything else goes to stderr.
 # NAME is one of the folders beside this script that holds a go.mod:
-# goreleaser, helm, promtool, cyclonedx-gomod (tools/hydra has its own
-# build.sh, for its cgo build tags).
+# goreleaser, helm, promtool, cyclonedx-gomod, hydra (tools/hydra/build.sh
+# calls this one).
 #
 # The binary is cached in
 #   ${BUTLER_TOOL_CACHE:-$HOME/.cache/butler-tools}/NAME-<hash>/NAME
@@ -30,6 +30,10 @@ pkg="$(sed -n 's/^tool[[:space:]]\{1,\}\([^[:space:]]\{1,\}\)$/\1/p' "$mod/go.mo
 # rules); it is part of the cache key.
 tags=""
 [[ -f "$mod/build-tags" ]] && tags="$(tr -d '[:space:]' < "$mod/build-tags")"
+# tools/NAME/cgo, when present, builds the tool with cgo (Hydra: sqlite);
+# every other tool is pure Go and built static.
+cgo=0
+[[ -f "$mod/cgo" ]] && cgo=1
 hash="$( { cat "$mod/go.mod" "$mod/go.sum"; [[ -z "$tags" ]] || echo "tags=$tags"; } | sha256sum | cut -c1-16)"
 cache="${BUTLER_TOOL_CACHE:-${HOME:?HOME is not set}/.cache/butler-tools}"
 dir="$cache/$name-$hash"
@@ -56,8 +60,9 @@ start=$SECONDS
 (
 	cd "$mod"
 	# GOWORK=off: a go.work at the root must not change what is built here.
-	# CGO_ENABLED=0: these tools are pure Go; a static binary needs no libc.
-	GOWORK=off CGO_ENABLED=0 go build -trimpath -tags "$tags" -o "$tmp" "$pkg"
+	# CGO_ENABLED=0 unless tools/NAME/cgo says otherwise: a static binary
+	# needs no libc.
+	GOWORK=off CGO_ENABLED=$cgo go build -trimpath -tags "$tags" -o "$tmp" "$pkg"
 ) >&2
 chmod 0755 "$tmp"
 mv -f "$tmp" "$bin"
